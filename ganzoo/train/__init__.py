@@ -1,0 +1,3 @@
+from .trainer import EMA, TrainConfig, Trainer
+
+__all__ = ["EMA", "TrainConfig", "Trainer"]

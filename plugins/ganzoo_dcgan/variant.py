@@ -1,0 +1,160 @@
+"""The DCGAN variant: unconditional or class-conditional image generation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganzoo import GANVariant, Phase, Stage, StepState, Task
+from ganzoo.config import help
+from ganzoo.errors import ConfigError
+from ganzoo.losses import get_loss, gradient_penalty, r1_penalty
+from ganzoo.nn import init_weights, spectral_norm_all
+
+from .model import Discriminator, Generator, plan
+
+
+@dataclass
+class DCGANConfig:
+    image_size: int = help("image side in pixels (28, 32, 64, 128 ...)", 64)
+    channels: int = help("image channels (3 colour, 1 grayscale)", 3)
+    nz: int = help("size of the latent vector z", 100)
+    ngf: int = help("generator width (channels of its last hidden layer)", 64)
+    ndf: int = help("discriminator width (channels of its first layer)", 64)
+    num_classes: int = help("0: unconditional; >0: class-conditional G and a projection discriminator", 0)
+    loss: str = help("adversarial loss: standard, minimax, lsgan, hinge, wgan, or a plugin's", "standard")
+    spectral_norm: bool = help("spectral normalisation on every discriminator layer", False)
+    pack: int = help("PacGAN packing degree: D judges this many samples at once (1 = off)", 1)
+    r1_gamma: float = help("R1 penalty weight gamma on real data (0 = off), applied lazily", 0.0)
+    r1_every: int = help("apply R1 every N steps (lazy regularization, scaled by N)", 16)
+    gp_weight: float = help("WGAN-GP gradient penalty weight (0 = off; 10 in the paper)", 0.0)
+    lr_g: float = help("Adam learning rate of G", 2e-4)
+    lr_d: float = help("Adam learning rate of D", 2e-4)
+    beta1: float = help("Adam beta1", 0.5)
+    beta2: float = help("Adam beta2", 0.999)
+    batch_size: int = help("batch size (128 in the paper, 64 in pytorch/examples)", 64)
+    data: str = help("default data spec when none is given", "shapes")
+
+    def validate(self) -> None:
+        try:
+            plan(self.image_size)
+        except ValueError as e:
+            raise ConfigError(f"image_size: {e}") from None
+        for name in ("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_classes < 0:
+            raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
+        if self.num_classes and self.pack > 1:
+            raise ConfigError("pack > 1 and num_classes > 0 cannot be combined (a pack mixes classes)")
+        if self.batch_size % self.pack:
+            raise ConfigError(f"batch_size {self.batch_size} must be divisible by pack {self.pack}")
+        for name in ("lr_g", "lr_d"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        from ganzoo.losses import loss_names
+
+        if self.loss not in loss_names():
+            from ganzoo.errors import UnknownNameError
+
+            raise UnknownNameError("loss", self.loss, loss_names())
+
+
+class DCGAN(GANVariant):
+    """DCGAN (Radford et al. 2015): all-convolutional G and D with batch norm."""
+
+    name = "dcgan"
+    task = Task.UNCONDITIONAL
+    Config = DCGANConfig
+    tags = {
+        "mnist": {"image_size": 28, "channels": 1, "data": "mnist"},
+        "shapes32": {"image_size": 32},
+        "demo": {"image_size": 32, "ngf": 48, "ndf": 48, "batch_size": 64},
+        "cond": {"num_classes": 6, "spectral_norm": True, "loss": "hinge"},
+        "pac2": {"pack": 2},
+    }
+    ema_modules = ("G",)
+    tiny = {"image_size": 32, "ngf": 8, "ndf": 8, "nz": 16, "batch_size": 4}
+
+    def __init__(self, config: DCGANConfig | None = None):
+        super().__init__(config)
+        c = self.config
+        self.adv = get_loss(c.loss)
+        self.G = init_weights(Generator(c.nz, c.ngf, c.channels, c.image_size, c.num_classes))
+        self.D = init_weights(Discriminator(c.ndf, c.channels, c.image_size, c.num_classes, c.pack))
+        if c.spectral_norm:
+            spectral_norm_all(self.D)
+
+    def stages(self) -> list[Stage]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        phases = [Phase("d", ("D",), c.lr_d, betas), Phase("g", ("G",), c.lr_g, betas)]
+        if c.r1_gamma > 0:
+            phases.insert(1, Phase("d_r1", ("D",), c.lr_d, betas, every=c.r1_every))
+        return [Stage("gan", tuple(phases))]
+
+    def _labels(self, batch: dict[str, Any]) -> Tensor | None:
+        if not self.config.num_classes:
+            return None
+        y = batch["label"]
+        if (y < 0).any() or (y >= self.config.num_classes).any():
+            raise ConfigError(
+                f"conditional DCGAN needs labels in 0..{self.config.num_classes - 1}; the data has others"
+            )
+        return y
+
+    def noise(self, n: int, generator: torch.Generator | None = None, device: Any = None) -> Tensor:
+        return torch.randn(n, self.config.nz, 1, 1, generator=generator, device=device or self.device)
+
+    def loss(self, phase: str, batch: dict[str, Any], state: StepState) -> dict[str, Tensor]:
+        real = batch["image"]
+        y = state.cache.get("y") if "y" in state.cache else self._labels(batch)
+        state.cache["y"] = y
+        if phase == "d":
+            fake = self.G(self.noise(real.shape[0]), y)
+            state.cache["fake"] = fake  # reused by G's phase: one generator forward per step
+            real_logits = self.D(real, y)
+            fake_logits = self.D(fake.detach(), y)
+            loss = self.adv.d_real(real_logits) + self.adv.d_fake(fake_logits)
+            out = {"real": real_logits.detach().float().mean(), "fake": fake_logits.detach().float().mean()}
+            if self.config.gp_weight > 0:
+                gp = gradient_penalty(lambda x: self.D(x, y), real, fake)
+                loss = loss + self.config.gp_weight * gp
+                out["gp"] = gp.detach()
+            return {"loss": loss, **out}
+        if phase == "d_r1":
+            x = real.detach().requires_grad_(True)
+            penalty = r1_penalty(self.D(x, y), x)
+            return {"loss": penalty * (self.config.r1_gamma / 2 * self.config.r1_every), "r1": penalty.detach()}
+        if phase == "g":
+            fake = state.cache.pop("fake", None)
+            if fake is None:
+                fake = self.G(self.noise(real.shape[0]), y)
+            return {"loss": self.adv.g(self.D(fake, y))}
+        raise ValueError(f"unknown phase {phase!r}")
+
+    @torch.no_grad()
+    def generate(
+        self, z: Tensor | None = None, n: int | None = None, labels: Tensor | None = None, seed: int | None = None
+    ) -> Tensor:
+        """Images in [-1, 1] from noise ``z`` (or ``n`` fresh draws, reproducible with ``seed``); ``labels`` for the
+        conditional model (default: classes in turn)."""
+        if z is None:
+            gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+            z = torch.randn(n or 64, self.config.nz, 1, 1, generator=gen)
+        z = z.to(self.device)
+        if self.config.num_classes and labels is None:
+            labels = torch.arange(z.shape[0]) % self.config.num_classes
+        if labels is not None:
+            labels = labels.to(self.device)
+        return self.G(z, labels)
+
+    def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
+        z = torch.randn(n, self.config.nz, 1, 1, generator=generator)
+        out: dict[str, Any] = {"z": z}
+        if self.config.num_classes:
+            out["labels"] = torch.arange(n) % self.config.num_classes
+        return out

@@ -1,0 +1,149 @@
+"""The vanilla GAN variant: 28x28 images with the Keras MLPs, or 2D points with PacGAN's MLPs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ganzoo import GANVariant, Phase, Stage, StepState, Task
+from ganzoo.config import help
+from ganzoo.errors import ConfigError, UnknownNameError
+from ganzoo.losses import get_loss, loss_names
+
+from .model import MLPDiscriminator, MLPGenerator
+
+ARCHS = {
+    # name: (G hidden, G layers, G batch norm, G tanh, D hidden, D layers, D maxout pieces)
+    "keras": (128, 1, False, True, 128, 1, 1),
+    "pacgan2d": (400, 4, True, False, 200, 3, 5),
+}
+
+
+@dataclass
+class VanillaConfig:
+    arch: Literal["keras", "pacgan2d"] = help("keras: 28x28 image MLPs; pacgan2d: 2D-point MLPs of PacGAN", "keras")
+    nz: int = help("latent size (100 for keras, 2 for pacgan2d)", 100)
+    image_size: int = help("image side for the keras arch (0 for 2D points)", 28)
+    channels: int = help("image channels for the keras arch", 1)
+    loss: str = help("adversarial loss: standard, minimax, lsgan, hinge, wgan, or a plugin's", "standard")
+    pack: int = help("PacGAN packing degree: D judges this many samples at once (1 = off)", 1)
+    lr_g: float = help("Adam learning rate of G", 2e-4)
+    lr_d: float = help("Adam learning rate of D", 2e-4)
+    beta1: float = help("Adam beta1", 0.5)
+    beta2: float = help("Adam beta2", 0.999)
+    batch_size: int = help("batch size", 64)
+    data: str = help("default data spec when none is given", "shapes")
+
+    def validate(self) -> None:
+        for name in ("nz", "pack", "batch_size", "channels"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.arch == "keras" and self.image_size < 1:
+            raise ConfigError("image_size must be >= 1 for the keras arch")
+        if self.batch_size % self.pack:
+            raise ConfigError(f"batch_size {self.batch_size} must be divisible by pack {self.pack}")
+        if self.loss not in loss_names():
+            raise UnknownNameError("loss", self.loss, loss_names())
+
+
+class VanillaGAN(GANVariant):
+    """The original GAN (Goodfellow et al. 2014) with fully connected G and D."""
+
+    name = "vanilla"
+    task = Task.UNCONDITIONAL
+    Config = VanillaConfig
+    channels_last = False
+    tiny = {"nz": 16, "batch_size": 4}
+    tags = {
+        "mnist": {"data": "mnist"},
+        "ring8": {
+            "arch": "pacgan2d",
+            "nz": 2,
+            "image_size": 0,
+            "lr_g": 1e-4,
+            "lr_d": 1e-4,
+            "batch_size": 100,
+            "data": "ring8",
+        },
+        "grid25": {
+            "arch": "pacgan2d",
+            "nz": 2,
+            "image_size": 0,
+            "lr_g": 1e-4,
+            "lr_d": 1e-4,
+            "batch_size": 100,
+            "data": "grid25",
+        },
+    }
+
+    def __init__(self, config: VanillaConfig | None = None):
+        super().__init__(config)
+        c = self.config
+        gh, gl, gbn, gtanh, dh, dl, pieces = ARCHS[c.arch]
+        self.points = c.arch == "pacgan2d"
+        self.out_shape = (2,) if self.points else (c.channels, c.image_size, c.image_size)
+        self.adv = get_loss(c.loss)
+        self.G = MLPGenerator(c.nz, gh, gl, self.out_shape, gbn, gtanh)
+        self.D = MLPDiscriminator(int(torch.tensor(self.out_shape).prod()), dh, dl, pieces, c.pack)
+
+    @property
+    def image_size(self) -> int:
+        return 0 if self.points else self.config.image_size
+
+    @property
+    def channels(self) -> int:
+        return 0 if self.points else self.config.channels
+
+    def stages(self) -> list[Stage]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return [Stage("gan", (Phase("d", ("D",), c.lr_d, betas), Phase("g", ("G",), c.lr_g, betas)))]
+
+    def loss(self, phase: str, batch: dict[str, Any], state: StepState) -> dict[str, Tensor]:
+        real = batch["image"]
+        if real.shape[1:] != self.out_shape:
+            raise ConfigError(
+                f"vanilla ({self.config.arch}) expects data of shape {self.out_shape}, got {tuple(real.shape[1:])}"
+            )
+        if phase == "d":
+            fake = self.G(torch.randn(real.shape[0], self.config.nz, device=real.device))
+            state.cache["fake"] = fake  # reused by G's phase
+            real_logits, fake_logits = self.D(real), self.D(fake.detach())
+            loss = self.adv.d_real(real_logits) + self.adv.d_fake(fake_logits)
+            return {
+                "loss": loss,
+                "real": real_logits.detach().float().mean(),
+                "fake": fake_logits.detach().float().mean(),
+            }
+        if phase == "g":
+            fake = state.cache.pop("fake", None)
+            if fake is None:
+                fake = self.G(torch.randn(real.shape[0], self.config.nz, device=real.device))
+            return {"loss": self.adv.g(self.D(fake))}
+        raise ValueError(f"unknown phase {phase!r}")
+
+    @torch.no_grad()
+    def generate(self, z: Tensor | None = None, n: int | None = None, seed: int | None = None) -> Tensor:
+        """Samples (images in [-1, 1], or (N, 2) points) from ``z`` or ``n`` fresh draws."""
+        if z is None:
+            gen = torch.Generator().manual_seed(seed) if seed is not None else None
+            z = torch.randn(n or 64, self.config.nz, generator=gen)
+        return self.G(z.to(self.device))
+
+    def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self.points:  # a scatter needs many points; PROTOCOLS.md scores 2,500
+            return {"z": torch.randn(2500, self.config.nz, generator=generator), "real": batch["image"][:512].cpu()}
+        return {"z": torch.randn(n, self.config.nz, generator=generator)}
+
+    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
+        out = self.generate(z=inputs["z"])
+        if not self.points:
+            return out
+        from ganzoo.utils.images import scatter_image
+
+        real = inputs.get("real")
+        limit = float(real.abs().max()) * 1.25 if real is not None else 5.0
+        return scatter_image(out, limit, reference=real)[None]

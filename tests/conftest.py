@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Two cores: keep each test process on one thread so pytest-xdist workers do not fight.
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data() -> Path | None:
+    env = os.environ.get("GANZOO_SHARED_DATA")
+    for p in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]:
+        if p.is_dir():
+            return p
+    return None
+
+
+@pytest.fixture
+def shared_data_dir() -> Path:
+    p = shared_data()
+    if p is None:
+        pytest.skip("../shared/data (or $GANZOO_SHARED_DATA) is absent on this machine")
+    return p
