@@ -45,13 +45,13 @@ class StandardLoss(AdversarialLoss):
     name = "standard"
 
     def d_real(self, logits: Tensor) -> Tensor:
-        return F.softplus(-logits).mean()
+        return F.softplus(-logits.float()).mean()
 
     def d_fake(self, logits: Tensor) -> Tensor:
-        return F.softplus(logits).mean()
+        return F.softplus(logits.float()).mean()
 
     def g(self, logits: Tensor) -> Tensor:
-        return F.softplus(-logits).mean()
+        return F.softplus(-logits.float()).mean()
 
 
 class MinimaxLoss(StandardLoss):
@@ -60,7 +60,7 @@ class MinimaxLoss(StandardLoss):
     name = "minimax"
 
     def g(self, logits: Tensor) -> Tensor:
-        return -F.softplus(logits).mean()
+        return -F.softplus(logits.float()).mean()
 
 
 class LSGANLoss(AdversarialLoss):

@@ -100,8 +100,18 @@ def _load() -> pluggy.PluginManager:
         if pm.get_plugin(name) is None:
             pm.register(obj, name=name)
             _infos[name] = PluginInfo(name, getattr(obj, "__name__", type(obj).__name__))
-    # A misspelt hookimpl (e.g. ganzoo_register_variant) fails loudly instead of being silently ignored.
-    pm.check_pending()
+    # A misspelt hookimpl (e.g. ganzoo_register_variant) fails loudly instead of being silently ignored: the plugin
+    # is disabled and reported by name, the rest of the zoo keeps working.
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as e:
+            name = pm.get_name(e.plugin) or repr(e.plugin)
+            pm.unregister(e.plugin)
+            info = _infos.setdefault(name, PluginInfo(name, getattr(e.plugin, "__name__", repr(e.plugin))))
+            info.error = f"invalid hook implementation: {e}"
+            warnings.warn(f"ganzoo plugin {name!r} is disabled: {e}", stacklevel=2)
     return pm
 
 
@@ -142,5 +152,11 @@ def plugin_infos() -> dict[str, PluginInfo]:
 
 
 def hookimpls(hook_name: str) -> list[pluggy.HookImpl]:
-    """The implementations of one hook, in call order, so each registration can be attributed to its plugin."""
-    return getattr(get_plugin_manager().hook, hook_name).get_hookimpls()[::-1]
+    """The implementations of one hook in registration order (the core first, then entry points by name), so each
+    registration can be attributed to its plugin."""
+    return getattr(get_plugin_manager().hook, hook_name).get_hookimpls()
+
+
+def trace(message: str) -> None:
+    """Write to pluggy's hook tracer (active with ``GANZOO_TRACE_PLUGINS``)."""
+    get_plugin_manager().trace.root.get("hook")(message)

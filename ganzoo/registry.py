@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, PluginError, UnknownNameError
-from .plugins import hookimpls, plugin_infos
+from .plugins import hookimpls, plugin_infos, trace
 from .variant import GANVariant, Task
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -70,6 +70,9 @@ def _collect(hook: str, kind: str, make: Callable[..., tuple[str, Any]]) -> dict
                     raise PluginError(f"plugin {_plugin!r} registers the {kind} {name!r} twice")
                 _mine[name] = obj
 
+            # Registration hooks are called one implementation at a time (to attribute names to plugins), which
+            # bypasses pluggy's own call tracing, so trace them here.
+            trace(f"{hook} [{plugin}]")
             try:
                 impl.function(register=register)
             except Exception as e:

@@ -178,12 +178,16 @@ def kid(
     subset_size: int = 1000,
     degree: int = 3,
     generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[float, float]:
     """Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD^2 with a polynomial kernel.
 
     Kernel ``k(x, y) = (x.y / d + 1)^degree``. Each of ``subsets`` rounds draws ``m = min(subset_size, n1, n2)``
     rows without replacement from each set and computes the unbiased estimate (diagonal terms of the within-set
     kernel matrices left out), so two samples of one distribution score 0 on average and may score below 0.
+
+    ``dtype`` float64 (default) costs about 13 s on two CPU cores for the usual 100 x 1000 x 2048; float32 is
+    fine on GPUs without fast float64 (the sums are still accumulated per subset in that dtype).
 
     Returns:
         ``(mean, std)`` over the subsets; std is the population std of the subset estimates (``np.std``), as
@@ -197,8 +201,8 @@ def kid(
     m = min(subset_size, n1, n2)
     if m < 2:
         raise ValueError("KID needs at least 2 feature vectors in each set")
-    x = x.to(torch.float64)
-    y = y.to(torch.float64)
+    x = x.to(dtype)
+    y = y.to(dtype)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     values = torch.empty(subsets, dtype=torch.float64)
     for i in range(subsets):

@@ -138,13 +138,18 @@ def _fetch_once(
         done = have
         with open(part, mode) as f:
             try:
-                for block in iter(lambda: resp.read(chunk_size), b""):
+                while True:
+                    # Only network errors count as an interruption worth resuming; a failing disk write must not.
+                    try:
+                        block = resp.read(chunk_size)
+                    except (http.client.IncompleteRead, ConnectionError, TimeoutError) as e:
+                        raise _Interrupted(str(e)) from e
+                    if not block:
+                        break
                     f.write(block)
                     done += len(block)
                     if progress is not None:
                         progress(done, expected_end or 0)
-            except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as e:
-                raise _Interrupted(str(e)) from e
             finally:
                 f.flush()
                 os.fsync(f.fileno())

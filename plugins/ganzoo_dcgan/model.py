@@ -16,7 +16,7 @@ def plan(image_size: int) -> tuple[int, int]:
     while size > 7 and size % 2 == 0:
         size //= 2
         k += 1
-    if size < 4 or k < 1:
+    if not 4 <= size <= 7 or k < 1:
         raise ValueError(f"DCGAN needs image_size = 4..7 times a power of two (28, 32, 64, 128 ...); got {image_size}")
     return size, k
 

@@ -1,0 +1,138 @@
+"""The ganzoo command: every user mistake is one line on stderr with exit status 2, no traceback."""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ganzoo.cli import main
+from ganzoo.config import apply_overrides, parse_assignments
+from ganzoo.errors import GanzooError
+
+TINY = ["--set", "ngf=8", "--set", "ndf=8", "--set", "nz=8", "--set", "image_size=32", "--batch-size", "4"]
+FAST = ["--device", "cpu", "--precision", "fp32", "--no-progress"]
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "dcgam"], "Did you mean 'dcgan'"),
+        (["train", "dcgan", "--set", "ngff=3"], "Did you mean 'ngf'"),
+        (["train", "dcgan", "--set", "ngf=abc"], "ngf: 'abc' is not an integer"),
+        (["train", "dcgan", "--set", "ngf"], "not of the form key=value"),
+        (["train", "dcgan", "--set", "loss=hnge"], "Did you mean 'hinge'"),
+        (["train", "dcgan", "--data", "shapez"], "Did you mean 'shapes'"),
+        (["train", "dcgan", "--data", "mnist:/does/not/exist"], "/does/not/exist"),
+        (["train", "dcgan", "--steps", "0"], "steps must be >= 1"),
+        (["train", "dcgan", "--device", "tpu"], "device 'tpu'"),
+        (["train", "dcgan", "--precision", "fp8"], "invalid choice: 'fp8'"),
+        (["train", "dcgan", "--config", "/nope.yaml"], "does not exist"),
+        (["info", "dcgan.mnst"], "dcgan.mnist"),
+        (["sample", "/no/such/model.safetensors"], "does not exist"),
+        (["list", "--task", "paird"], "unknown task"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(capsys, argv, needle):
+    rc, out, err = run(capsys, *argv)
+    assert rc == 2
+    assert needle in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_list_info_plugins_json(capsys):
+    rc, out, _ = run(capsys, "list", "dcgan*", "--json")
+    assert rc == 0 and {r["name"] for r in json.loads(out)} >= {"dcgan", "dcgan.mnist"}
+    rc, out, _ = run(capsys, "info", "dcgan.mnist", "--json")
+    info = json.loads(out)
+    fields = {f["name"]: f for f in info["config"]}
+    assert info["task"] == "unconditional" and fields["image_size"]["default"] == 28 and fields["ngf"]["help"]
+    rc, out, _ = run(capsys, "plugins", "--json")
+    assert rc == 0 and any(p["name"] == "dcgan" for p in json.loads(out))
+    rc, out, _ = run(capsys, "datasets")
+    assert rc == 0 and "shapes" in out
+
+
+def test_train_resume_sample_export(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    rc, out, err = run(capsys, "train", "dcgan", *TINY, *FAST, "--steps", "2", "--out", str(out_dir))
+    assert rc == 0, err
+    assert "model:" in out and "ganzoo sample" in out
+    rc, _, err = run(capsys, "train", "dcgan", *TINY, *FAST, "--steps", "2", "--out", str(out_dir))
+    assert rc == 2 and "--resume" in err
+    rc, out, err = run(capsys, "train", "dcgan", *TINY, *FAST, "--steps", "3", "--out", str(out_dir), "--resume")
+    assert rc == 0, err
+    assert "done: 3 steps" in out
+    rc, out, err = run(capsys, "sample", str(out_dir), "-n", "4", "-o", str(tmp_path / "s.png"))
+    assert rc == 0 and (tmp_path / "s.png").stat().st_size > 0
+    rc, out, err = run(capsys, "export", str(out_dir), "-o", str(tmp_path / "m.safetensors"))
+    assert rc == 0 and (tmp_path / "m.safetensors").is_file()
+    rc, out, err = run(capsys, "sample", str(tmp_path / "m.safetensors"), "-n", "2", "-o", str(tmp_path / "t.png"))
+    assert rc == 0, err
+
+
+def test_yaml_config(capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  arch: keras\n  nz: 8\ntrain:\n  steps: 2\n  batch_size: 4\ndata: shapes\n")
+    rc, out, err = run(capsys, "train", "vanilla", "--config", str(cfg), *FAST, "--out", str(tmp_path / "r"))
+    assert rc == 0, err
+    assert "2 steps" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("modle: {}\n")
+    rc, _, err = run(capsys, "train", "vanilla", "--config", str(bad))
+    assert rc == 2 and "modle" in err
+
+
+def test_parse_values_by_type():
+    from ganzoo_dcgan.variant import DCGANConfig
+
+    c = apply_overrides(DCGANConfig(), {"ngf": "32", "lr_g": "1e-4", "spectral_norm": "true", "loss": "hinge"})
+    assert (c.ngf, c.lr_g, c.spectral_norm, c.loss) == (32, 1e-4, True, "hinge")
+    assert parse_assignments(["a=b=c"]) == {"a": "b=c"}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.sampled_from(["ngf", "lr_g", "spectral_norm", "loss", "pack", "nz", "bogus"]), st.text(max_size=12)
+    )
+)
+def test_fuzz_override_parser_raises_only_user_errors(overrides):
+    from ganzoo_dcgan.variant import DCGANConfig
+
+    try:
+        apply_overrides(DCGANConfig(), overrides)
+    except GanzooError:
+        pass  # a clear user error is fine; anything else (TypeError, ZeroDivisionError ...) is a bug
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["list", "info", "plugins", "datasets", "--json", "--task", "dcgan", "x", "*", "-n"]),
+            st.text(min_size=1, max_size=8).filter(lambda s: not s.startswith("-") or s in ("-", "--")),
+        ),
+        max_size=4,
+    )
+)
+def test_fuzz_cli_never_tracebacks(argv):
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = main(argv)
+        except SystemExit as e:  # --help / --version
+            rc = e.code
+    assert rc in (0, 2), (argv, err.getvalue())
+    assert "Traceback" not in err.getvalue()

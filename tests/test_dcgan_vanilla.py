@@ -1,0 +1,79 @@
+"""Architectures of the first two variants against the reference numbers."""
+
+import pytest
+import torch
+
+import ganzoo
+
+
+def count(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_dcgan_64_matches_pytorch_examples_parameter_counts():
+    v = ganzoo.create("dcgan")  # 64x64, nz 100, ngf = ndf = 64
+    assert count(v.G) == 3_576_704
+    assert count(v.D) == 2_765_568
+    z = torch.randn(2, 100, 1, 1)
+    x = v.G(z)
+    assert x.shape == (2, 3, 64, 64) and x.abs().max() <= 1
+    assert v.D(x).shape == (2,)
+
+
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (128, 3)])
+def test_dcgan_sizes(size, channels):
+    v = ganzoo.create("dcgan", image_size=size, channels=channels, ngf=8, ndf=8)
+    x = v.G(torch.randn(3, 100, 1, 1))
+    assert x.shape == (3, channels, size, size)
+    assert v.D(x).shape == (3,)
+
+
+def test_dcgan_init_is_n0_002():
+    v = ganzoo.create("dcgan")
+    w = v.G.main[3].weight
+    assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
+
+
+def test_dcgan_bad_size_is_a_config_error():
+    with pytest.raises(ganzoo.ConfigError, match="image_size"):
+        ganzoo.create("dcgan", image_size=30)
+
+
+def test_conditional_dcgan_uses_labels():
+    torch.manual_seed(0)
+    v = ganzoo.create("dcgan.cond", image_size=32, ngf=8, ndf=8).eval()
+    z = torch.randn(1, 100, 1, 1).repeat(2, 1, 1, 1)
+    out = v.generate(z=z, labels=torch.tensor([0, 1]))
+    assert not torch.allclose(out[0], out[1])  # same noise, different class -> different image
+    assert v.D(out, torch.tensor([0, 1])).shape == (2,)
+
+
+def test_packing_divides_the_discriminator_batch():
+    v = ganzoo.create("dcgan.pac2", image_size=32, ngf=8, ndf=8)
+    assert v.D.features[0].in_channels == 6
+    assert v.D(torch.randn(8, 3, 32, 32)).shape == (4,)
+    with pytest.raises(ganzoo.ConfigError, match="divisible"):
+        ganzoo.create("dcgan", pack=3, batch_size=64)
+
+
+def test_vanilla_keras_architecture():
+    v = ganzoo.create("vanilla")
+    assert [m.out_features for m in v.G.main if isinstance(m, torch.nn.Linear)] == [128, 784]
+    assert [m.out_features for m in v.D.main if isinstance(m, torch.nn.Linear)] == [128, 1]
+    assert v.generate(n=3).shape == (3, 1, 28, 28)
+
+
+def test_vanilla_2d_pacgan_architecture():
+    v = ganzoo.create("vanilla.ring8")
+    linear = [m for m in v.G.main if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linear] == [400, 400, 400, 400, 2]
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in v.G.main)
+    assert v.generate(n=5).shape == (5, 2)
+    assert v.D(torch.randn(6, 2)).shape == (6,)
+
+
+def test_r1_and_gp_phases_train():
+    from ganzoo.testing import check_variant
+
+    check_variant("dcgan", resume=False, r1_gamma=1.0, r1_every=1)
+    check_variant("dcgan", resume=False, loss="wgan", gp_weight=10.0)

@@ -1,0 +1,164 @@
+"""The trainer: phases, gradient toggling, checkpoints (atomic, verified, kept), exact resume, logs, EMA."""
+
+import json
+
+import pytest
+import torch
+
+import ganzoo
+from ganzoo.errors import CheckpointError
+from ganzoo.testing import tiny_variant
+from ganzoo.train import checkpoint as ckpt
+from ganzoo.train.trainer import TrainConfig, Trainer
+
+
+def cfg(**kw):
+    base = dict(device="cpu", precision="fp32", progress=False, tensorboard=False, log_every=1, n_samples=4)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_fit_writes_everything(tmp_path):
+    t = Trainer(tiny_variant("dcgan"), cfg(steps=4, sample_every=2, ckpt_every=2, keep=1), out=tmp_path)
+    res = t.fit()
+    assert res["step"] == 4
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step-00000002.png", "step-00000004.png"]
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "checkpoints")] == [4]  # keep=1
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert {"d/loss", "g/loss", "d/real", "d/fake", "img_per_s", "lr/d", "lr/g"} <= set(records[0])
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["variant"] == "dcgan" and run["config"]["ngf"] == 8
+    model = ganzoo.load(tmp_path / "model.safetensors")
+    assert model.generate(n=2, seed=0).shape == (2, 3, 32, 32)
+
+
+def test_d_weights_get_no_gradient_in_g_phase_and_g_forward_runs_once(tmp_path):
+    v = tiny_variant("dcgan")
+    calls = {"G": 0}
+    v.G.register_forward_hook(lambda *a: calls.__setitem__("G", calls["G"] + 1))
+    grads_seen = {}
+
+    orig = v.loss
+
+    def spy(phase, batch, state):
+        out = orig(phase, batch, state)
+        grads_seen[phase] = {n: p.requires_grad for n, p in v.D.named_parameters()}
+        return out
+
+    v.loss = spy
+    Trainer(v, cfg(steps=3, sample_every=0, ckpt_every=0), out=tmp_path).fit()
+    assert not any(grads_seen["g"].values())  # D frozen during G's phase
+    assert all(grads_seen["d"].values())
+    # 3 training steps -> 3 generator forwards (+1 for the final sample grid).
+    assert calls["G"] == 3 + 1
+
+
+def test_resume_is_exact(tmp_path):
+    torch.manual_seed(0)
+    a = Trainer(tiny_variant("vanilla"), cfg(steps=6, ckpt_every=3), out=tmp_path / "a")
+    a.fit()
+    torch.manual_seed(0)
+    Trainer(tiny_variant("vanilla"), cfg(steps=3, ckpt_every=3), out=tmp_path / "b").fit()
+    b = Trainer(tiny_variant("vanilla"), cfg(steps=6, ckpt_every=3), out=tmp_path / "b", resume=True)
+    b.fit()
+    for (k, x), y in zip(a.variant.state_dict().items(), b.variant.state_dict().values()):
+        assert torch.equal(x, y), k
+
+
+def test_resume_with_other_batch_size_is_refused(tmp_path):
+    Trainer(tiny_variant("vanilla"), cfg(steps=2), out=tmp_path).fit()
+    t = Trainer(tiny_variant("vanilla"), cfg(steps=4, batch_size=8), out=tmp_path, resume=True)
+    with pytest.raises(ganzoo.ConfigError, match="batch size 4"):
+        t.fit()
+
+
+def test_tampered_and_truncated_checkpoints_are_detected_and_skipped(tmp_path):
+    Trainer(tiny_variant("vanilla"), cfg(steps=4, ckpt_every=2), out=tmp_path).fit()
+    (s4, p4), (s2, p2) = ckpt.list_checkpoints(tmp_path / "checkpoints")
+    data = bytearray(p4.read_bytes())
+    data[-10] ^= 0xFF  # flip bits inside the last tensor
+    p4.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="integrity"):
+        ckpt.load_tensors(p4)
+    t = Trainer(tiny_variant("vanilla"), cfg(steps=5), out=tmp_path, resume=True)
+    assert t.fit()["step"] == 5  # fell back to step 2 and trained on
+    p2.write_bytes(p2.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        ckpt.load_tensors(p2)
+
+
+def test_pickle_files_are_refused(tmp_path):
+    p = tmp_path / "model.pth"
+    torch.save({"x": torch.zeros(1)}, p)
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        ganzoo.load(p)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "f.bin"
+    ckpt.atomic_write_bytes(path, b"old")
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError, match="No space"):
+        ckpt.atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temporary left behind
+
+
+def test_ema_tracks_generator_and_is_used_for_export(tmp_path):
+    t = Trainer(tiny_variant("dcgan"), cfg(steps=3, ema_decay=0.9), out=tmp_path)
+    t.fit()
+    ema_w = t.ema.emas["G"].module.main[0].weight
+    assert not torch.equal(ema_w, t.variant.G.main[0].weight)
+    exported = ganzoo.load(tmp_path / "model.safetensors")
+    assert torch.equal(exported.G.main[0].weight, ema_w)
+    raw = ganzoo.load(tmp_path, ema=False)
+    assert torch.equal(raw.G.main[0].weight, t.variant.G.main[0].weight)
+
+
+def test_lazy_phase_runs_every_k_steps(tmp_path):
+    Trainer(tiny_variant("dcgan", r1_gamma=1.0, r1_every=2), cfg(steps=4), out=tmp_path).fit()
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [("d_r1/loss" in r) for r in records] == [True, False, True, False]
+
+
+def test_bf16_autocast_step_is_finite(tmp_path):
+    res = Trainer(tiny_variant("dcgan"), cfg(steps=2, precision="bf16"), out=tmp_path).fit()
+    assert all(v == v for v in res["losses"].values())
+
+
+def test_train_event_hook_sees_the_run(tmp_path):
+    from ganzoo import hookimpl
+    from ganzoo.plugins import register_plugin, unregister_plugin
+
+    events = []
+
+    class Watcher:
+        @hookimpl
+        def ganzoo_train_event(self, event, trainer, info):
+            events.append((event, info.get("step")))
+
+    register_plugin(Watcher(), "watcher")
+    try:
+        Trainer(tiny_variant("vanilla"), cfg(steps=2, log_every=2, ckpt_every=2), out=tmp_path).fit()
+    finally:
+        unregister_plugin("watcher")
+    names = [e for e, _ in events]
+    assert names[0] == "stage" or names[0] == "start"
+    assert {"start", "stage", "log", "checkpoint", "sample", "end"} <= set(names)
+    assert ("log", 2) in events
+
+
+def test_bad_train_config_values():
+    with pytest.raises(ganzoo.ConfigError, match="steps must be >= 1"):
+        TrainConfig(steps=0).validate()
+    with pytest.raises(ganzoo.ConfigError, match="CUDA is not available"):
+        if torch.cuda.is_available():
+            pytest.skip("CUDA present")
+        TrainConfig(device="cuda").validate()
+    with pytest.raises(ganzoo.ConfigError, match="not valid"):
+        TrainConfig(device="gpu0").validate()
