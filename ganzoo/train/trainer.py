@@ -17,12 +17,16 @@ from torch import nn
 
 from .. import __version__
 from ..config import help, to_dict
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, GanzooError
 from ..variant import GANVariant, Phase, Stage, StepState
 from . import checkpoint as ckpt
 from .data import InfiniteSampler, build_dataset, first_items, to_device
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class TrainingDiverged(GanzooError):
+    """Training produced non-finite values that skipping and rolling back could not cure."""
 
 
 @dataclass
@@ -47,9 +51,13 @@ class TrainConfig:
     n_samples: int = help("images in a sample grid", 64)
     progress: bool = help("show a progress bar", True)
     tensorboard: bool = help("also log to TensorBoard when it is installed", True)
+    max_skips: int = help("consecutive steps with non-finite loss/gradients (skipped) before on_nonfinite acts", 20)
+    on_nonfinite: Literal["rollback", "stop"] = help(
+        "after max_skips: roll back to the last checkpoint with half the learning rate, or stop", "rollback"
+    )
 
     def validate(self) -> None:
-        for name in ("steps", "log_every", "keep", "n_samples"):
+        for name in ("steps", "log_every", "keep", "n_samples", "max_skips"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("sample_every", "ckpt_every"):
@@ -186,7 +194,9 @@ class Trainer:
                     raise ConfigError(f"phase {ph.name!r} of {v.name!r} optimizes no parameters ({ph.modules})")
                 self.phase_params[ph.name] = params
                 self.optimizers[ph.name] = self._make_optimizer(ph, params)
-        self.all_optimized = {id(p) for ps in self.phase_params.values() for p in ps}
+        self._current_stage: Stage | None = None
+        self._consecutive_skips = torch.zeros((), device=self.device)
+        self.lr_scale = 1.0
         self.ema = EMA(v, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
         if cfg.compile:
@@ -290,6 +300,7 @@ class Trainer:
                 "batch_size": self.batch_size,
                 "optimizers": optim_meta,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "lr_scale": self.lr_scale,
             },
             "ganzoo.versions": versions(),
         }
@@ -329,6 +340,7 @@ class Trainer:
         if self.device.type == "cuda" and "rng/cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
         self.step = int(state["step"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))
 
     def _latest_valid_checkpoint(self) -> Path | None:
         errors = []
@@ -390,6 +402,89 @@ class Trainer:
         self._event("sample", {"step": self.step, "path": str(path)})
         return path
 
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One training step (every phase due at this step) on a batch already on the device. Returns the detached
+        losses as device tensors keyed ``phase/name``; reading them is the caller's choice (and a host sync)."""
+        stage = self._stage_at(self.step)[1]
+        if stage is not self._current_stage:
+            self._current_stage = stage
+            self._freeze_outside(stage)
+            self._event("stage", {"step": self.step, "stage": stage.name})
+        state = StepState(step=self.step, stage=stage.name)
+        out: dict[str, torch.Tensor] = {}
+        skipped = torch.zeros((), device=self.device)
+        for i, ph in enumerate(stage.phases):
+            if self.step % ph.every:
+                continue
+            self._set_trainable(stage, i)
+            opt = self.optimizers[ph.name]
+            factor = self.variant.lr_factor(ph, self.step, self.config.steps) * self.lr_scale
+            for group in opt.param_groups:
+                group["lr"] = ph.lr * factor
+            with self._autocast():
+                losses = self.variant.loss(ph.name, batch, state)
+            loss = losses["loss"]
+            opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:  # fp16: the scaler skips steps with inf/NaN gradients itself
+                self.scaler.scale(loss).backward()
+                self.scaler.step(opt)
+            else:
+                loss.backward()
+                skipped = torch.maximum(skipped, self._guarded_step(ph.name, opt, loss))
+            for k, val in losses.items():
+                out[f"{ph.name}/{k}"] = val.detach().float()
+        if self.scaler is not None:
+            self.scaler.update()
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.variant, self.step)
+        self.variant.on_step_end(self.step)
+        self._consecutive_skips = (self._consecutive_skips + skipped) * skipped
+        out["skipped"] = skipped
+        return out
+
+    def _recover_from_divergence(self) -> Iterator[dict[str, Any]]:
+        """``max_skips`` consecutive steps had non-finite values: roll back to the newest readable checkpoint with
+        half the learning rate, or stop with a clear message (``on_nonfinite``)."""
+        n = int(self._consecutive_skips)
+        latest = self._latest_valid_checkpoint() if self.config.on_nonfinite == "rollback" else None
+        if latest is None:
+            raise TrainingDiverged(
+                f"{n} consecutive steps had non-finite losses or gradients at step {self.step}"
+                + ("" if self.config.on_nonfinite == "stop" else " and there is no checkpoint to roll back to")
+                + "; lower the learning rate, try another loss or precision fp32"
+            )
+        scale = self.lr_scale * 0.5
+        self.load_checkpoint(latest)
+        self.lr_scale = scale
+        self._consecutive_skips = torch.zeros((), device=self.device)
+        print(
+            f"ganzoo: {n} consecutive non-finite steps; rolled back to step {self.step} with learning rates x{scale:g}",
+            file=sys.stderr,
+        )
+        self._event("rollback", {"step": self.step, "lr_scale": scale})
+        return self._loader(start=self.step * self.batch_size)
+
+    def _guarded_step(self, phase: str, opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+        """Skip the update when the loss or a gradient is not finite, without a host sync: fused Adam takes a
+        device-side ``found_inf`` flag (the mechanism GradScaler uses) and leaves parameters and moments untouched
+        when it is set."""
+        grads = [p.grad for p in self.phase_params[phase] if p.grad is not None]
+        bad = ~torch.isfinite(loss.detach().float())
+        if grads:
+            bad = bad | ~torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum())
+        bad = bad.float()
+        if opt.defaults.get("fused"):
+            opt.found_inf = bad
+            opt.grad_scale = None
+            try:
+                opt.step()
+            finally:
+                del opt.found_inf, opt.grad_scale
+        elif not bool(bad):  # unfused fallback: one host sync per step
+            opt.step()
+        return bad
+
     # ---- the loop ----------------------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train to ``config.steps``; returns a summary with the paths written and the last logged losses."""
@@ -421,50 +516,30 @@ class Trainer:
                 total=cfg.steps, initial=self.step, desc=f"train {self.variant_name}", unit="step", dynamic_ncols=True
             )
         t0, step0 = time.perf_counter(), self.step
-        current_stage = None
         self.variant.train()
         try:
             while self.step < cfg.steps:
-                stage_start, stage = self._stage_at(self.step)
-                if stage is not current_stage:
-                    current_stage = stage
-                    self._freeze_outside(stage)
-                    self._event("stage", {"step": self.step, "stage": stage.name})
                 batch = to_device(next(data), self.device, self.channels_last)
-                state = StepState(step=self.step, stage=stage.name)
-                for i, ph in enumerate(stage.phases):
-                    if self.step % ph.every:
-                        continue
-                    self._set_trainable(stage, i)
-                    opt = self.optimizers[ph.name]
-                    factor = self.variant.lr_factor(ph, self.step, cfg.steps)
-                    for group in opt.param_groups:
-                        group["lr"] = ph.lr * factor
-                    with self._autocast():
-                        losses = self.variant.loss(ph.name, batch, state)
-                    loss = losses["loss"]
-                    opt.zero_grad(set_to_none=True)
-                    if self.scaler is not None:
-                        self.scaler.scale(loss).backward()
-                        self.scaler.step(opt)
-                    else:
-                        loss.backward()
-                        opt.step()
-                    # Accumulate on the device; the host reads them only every log_every steps (no per-step sync).
-                    for k, val in losses.items():
-                        key = f"{ph.name}/{k}"
-                        val = val.detach().float()
-                        sums[key] = sums[key] + val if key in sums else val.clone()
-                        counts[key] = counts.get(key, 0) + 1
-                if self.scaler is not None:
-                    self.scaler.update()
-                self.step += 1
-                if self.ema is not None:
-                    self.ema.update(self.variant, self.step)
-                self.variant.on_step_end(self.step)
+                losses = self.train_step(batch)
+                # Accumulate on the device; the host reads them only every log_every steps (no per-step sync).
+                for key, val in losses.items():
+                    sums[key] = sums[key] + val if key in sums else val.clone()
+                    counts[key] = counts.get(key, 0) + 1
+                stage = self._stage_at(self.step - 1)[1]
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    skipped = int(sums.pop("skipped", torch.zeros(())))
+                    counts.pop("skipped", None)
                     last = {k: float(s) / counts[k] for k, s in sums.items()}
                     sums, counts = {}, {}
+                    if skipped:
+                        last["skipped_steps"] = skipped
+                        self._event("skip", {"step": self.step, "skipped": skipped})
+                    if int(self._consecutive_skips) >= cfg.max_skips:
+                        data = self._recover_from_divergence()
+                        t0, step0 = time.perf_counter(), self.step
+                        if bar is not None:
+                            bar.n = self.step
+                        continue
                     dt = time.perf_counter() - t0
                     ips = (self.step - step0) * self.batch_size / max(dt, 1e-9)
                     t0, step0 = time.perf_counter(), self.step
@@ -488,7 +563,8 @@ class Trainer:
                     bar.update(1)
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.write_samples(sample_inputs)
-                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                # A run in the middle of skipping non-finite steps writes no checkpoint: rollback targets stay good.
+                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and not int(self._consecutive_skips):
                     self.save_checkpoint()
         except KeyboardInterrupt:
             # Nothing lost on Ctrl-C: save where we are, then stop; --resume continues exactly from here.

@@ -1,0 +1,5 @@
+from ganzoo.testing import check_variant
+
+
+def test_toygan_conforms():
+    check_variant("toygan")
