@@ -28,7 +28,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest benchmarks -q --benchmark-only
+	$(BIN)/ganzoo bench --out benchmarks/results
+	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-json benchmarks/results/pytest-benchmark.json
 
 clean:
 	rm -rf $(VENV) runs

@@ -214,6 +214,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench, registry
+
+    names = args.names or None
+    for n in names or []:
+        registry.resolve(n)
+    path, md = bench.run(names, device=args.device, quick=args.quick, out=args.out, progress=not args.no_progress)
+    print(md)
+    print(f"\nwrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
 # ---- install / uninstall ---------------------------------------------------------------------------------------------
 
 
@@ -316,6 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("bench", help="time training steps and inference over precision/compile/memory format")
+    s.add_argument("names", nargs="*", help="variants (default: all)")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--quick", action="store_true", help="small sizes, fewer combinations and rounds")
+    s.add_argument("--out", default="benchmarks/results", help="folder for <machine>.json and .md")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("install", help="pip-install plugin packages into ganzoo's environment")
     s.add_argument("packages", nargs="+")

@@ -1,0 +1,331 @@
+"""Speed measurement shared by the pytest-benchmark suite (``benchmarks/``) and ``ganzoo bench``.
+
+A measurement builds a variant at a named size, runs the trainer's real ``train_step`` (every phase, EMA, the
+chosen precision/compile/memory format) on a fixed batch already on the device, excludes warm-up (compilation,
+cuDNN autotune), synchronizes the device around every timed call and reports the median.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import registry
+from .api import create
+from .train.data import build_dataset, first_items, to_device
+from .train.trainer import TrainConfig, Trainer, resolve_device
+
+# The standard configuration of each family (the paper's resolution and batch) and a small one.
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "dcgan": {"standard": {"image_size": 64, "batch_size": 64}, "small": {"image_size": 32, "batch_size": 16}},
+    "vanilla": {"standard": {"batch_size": 64}, "small": {"batch_size": 16}},
+    "pix2pix": {"standard": {}, "small": {"netG": "unet_128", "image_size": 128}},
+    "cyclegan": {"standard": {"image_size": 128, "netG": "resnet_6blocks"}, "small": {"image_size": 64}},
+    "srgan": {"standard": {}, "small": {"hr_size": 48, "batch_size": 4}},
+    "ganomaly": {"standard": {}, "small": {"batch_size": 16}},
+    "attngan": {"standard": {}, "small": {}},
+}
+
+# Peak dense bf16 throughput (FLOP/s) of known accelerators, for MFU.
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+
+
+@dataclass
+class Result:
+    name: str
+    size: str
+    device: str
+    precision: str
+    compile: bool
+    channels_last: bool
+    batch_size: int
+    ms_per_step: float
+    img_per_s: float
+    infer_ms: float | None = None
+    peak_mem_mb: float | None = None
+    gflop_per_step: float | None = None
+    mfu: float | None = None
+    rounds: int = 0
+    samples_ms: list[float] = field(default_factory=list)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build(name: str, size: str = "standard", **overrides: Any):
+    """The variant ``name`` at ``size`` (``standard`` or ``small``); unknown families use their defaults."""
+    family = name.split(".")[0]
+    preset = SIZES.get(family, {}).get(size, {})
+    spec = registry.resolve(name)[0]
+    fields = {f for f in spec.cls.Config.__dataclass_fields__}
+    return create(name, **{k: v for k, v in {**preset, **overrides}.items() if k in fields})
+
+
+def prepare(
+    name: str,
+    size: str = "standard",
+    device: str = "cpu",
+    precision: str = "auto",
+    compile: bool = False,
+    channels_last: bool | None = None,
+    batch_size: int | None = None,
+    **overrides: Any,
+) -> tuple[Trainer, dict[str, Any]]:
+    """A trainer set up for ``name`` and one batch on its device, ready for ``trainer.train_step(batch)``."""
+    torch.manual_seed(0)
+    variant = build(name, size, **overrides)
+    cfg = TrainConfig(
+        steps=10**9,
+        device=device,
+        precision=precision,
+        compile=compile,
+        channels_last=channels_last,
+        batch_size=batch_size,
+        progress=False,
+        tensorboard=False,
+    )
+    trainer = Trainer(variant, cfg, out="/nonexistent-bench-dir")
+    trainer._setup()
+    ds = build_dataset(variant.default_data, variant, seed=0)
+    batch = to_device(first_items(ds, trainer.batch_size), trainer.device, trainer.channels_last)
+    # Skip pretraining stages so the timed step is the adversarial one (all phases) where a variant has stages.
+    trainer.step = sum(s.steps or 0 for s in trainer.stages[:-1])
+    return trainer, batch
+
+
+def count_flops(fn: Callable[[], Any]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def median_ms(fn: Callable[[], Any], device: torch.device, rounds: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(rounds):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def measure(
+    name: str,
+    size: str = "standard",
+    device: str = "cpu",
+    precision: str = "auto",
+    compile: bool = False,
+    channels_last: bool | None = None,
+    rounds: int = 5,
+    warmup: int = 2,
+    flops: bool = True,
+) -> Result:
+    trainer, batch = prepare(name, size, device, precision, compile, channels_last)
+    dev = trainer.device
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    times = median_ms(lambda: trainer.train_step(batch), dev, rounds, warmup + (3 if compile else 0))
+    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
+    gflop = count_flops(lambda: trainer.train_step(batch)) / 1e9 if flops and not compile else None
+    v = trainer.variant
+    gen = torch.Generator().manual_seed(0)
+    inputs = v.sample_inputs(trainer.batch_size, gen, batch=batch)
+    v.eval()
+    with torch.no_grad(), trainer._autocast():
+        infer = median_ms(lambda: v.sample_images(inputs), dev, max(3, rounds // 2), 1)
+    v.train()
+    med = statistics.median(times)
+    mfu = None
+    if gflop and dev.type == "cuda":
+        card = torch.cuda.get_device_name(dev)
+        peak_flops = next((p for k, p in PEAK_BF16.items() if k in card), None)
+        if peak_flops:
+            mfu = gflop * 1e9 / (med / 1000) / peak_flops
+    return Result(
+        name=name,
+        size=size,
+        device=str(dev),
+        precision=str(trainer.dtype).replace("torch.", ""),
+        compile=compile,
+        channels_last=trainer.channels_last,
+        batch_size=trainer.batch_size,
+        ms_per_step=med,
+        img_per_s=trainer.batch_size / (med / 1000),
+        infer_ms=statistics.median(infer),
+        peak_mem_mb=peak,
+        gflop_per_step=gflop,
+        mfu=mfu,
+        rounds=rounds,
+        samples_ms=times,
+    )
+
+
+def machine_name(device: str = "cpu") -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    cpu = platform.processor() or "cpu"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu} x{torch.get_num_threads()} threads"
+
+
+def write_results(results: list[Result], path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "machine": machine_name(results[0].device if results else "cpu"),
+        "torch": torch.__version__,
+        "results": [asdict(r) for r in results],
+        **(extra or {}),
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def markdown_table(results: list[Result]) -> str:
+    rows = [
+        "| variant | size | batch | device | precision | compile | channels_last | ms/step (median) | img/s | "
+        "inference ms | GFLOP/step | peak MB | MFU |",
+        "| --- | --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+
+        def f(x, fmt):
+            return "" if x is None else format(x, fmt)
+
+        rows.append(
+            f"| {r.name} | {r.size} | {r.batch_size} | {r.device} | {r.precision} | {r.compile} | {r.channels_last} | "
+            f"{r.ms_per_step:.1f} | {r.img_per_s:.1f} | {f(r.infer_ms, '.1f')} | {f(r.gflop_per_step, '.1f')} | "
+            f"{f(r.peak_mem_mb, '.0f')} | {f(r.mfu, '.1%')} |"
+        )
+    return "\n".join(rows)
+
+
+def grid(device: str, quick: bool) -> list[dict[str, Any]]:
+    """The option combinations measured per variant on ``device``."""
+    dev = resolve_device(device)
+    precisions = ["fp32", "bf16"] + (["fp16"] if dev.type == "cuda" else [])
+    combos = [{"precision": p, "channels_last": cl} for p in precisions for cl in (False, True)]
+    if not quick:
+        combos += [{"precision": "auto", "compile": True, "channels_last": None}]
+    if quick:
+        combos = [{"precision": "fp32", "channels_last": False}, {"precision": "auto", "channels_last": None}]
+    return combos
+
+
+def deepcopy_fp32(module: torch.nn.Module) -> torch.nn.Module:
+    return copy.deepcopy(module).float().to(memory_format=torch.contiguous_format)
+
+
+def baseline_ratio(name: str, size: str = "standard", device: str = "cpu", rounds: int = 5) -> dict[str, Any]:
+    """ganzoo's default step against the plain-PyTorch loop of ``bench_baselines`` on the same networks, timed in
+    alternating rounds in one process so both see the same machine state."""
+    from .bench_baselines import BASELINES, param_count
+
+    trainer, batch = prepare(name, size, device)
+    ref = BASELINES[name](trainer.variant, batch)
+    params = {m: param_count(getattr(ref, m)) for m in ("G", "D", "G_A", "G_B", "D_A", "D_B") if hasattr(ref, m)}
+    for m, n in params.items():
+        if param_count(getattr(trainer.variant, m)) != n:
+            raise AssertionError(
+                f"baseline {m} has {n} parameters, ganzoo's {param_count(getattr(trainer.variant, m))}"
+            )
+    dev = trainer.device
+    for _ in range(2):
+        trainer.train_step(batch)
+        ref.step()
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(rounds):
+        theirs += median_ms(ref.step, dev, 1, 0)
+        ours += median_ms(lambda: trainer.train_step(batch), dev, 1, 0)
+    b, o = statistics.median(theirs), statistics.median(ours)
+    return {
+        "name": name,
+        "size": size,
+        "device": str(dev),
+        "batch_size": trainer.batch_size,
+        "ganzoo_precision": str(trainer.dtype).replace("torch.", ""),
+        "ganzoo_channels_last": trainer.channels_last,
+        "baseline_ms": b,
+        "ganzoo_ms": o,
+        "speedup": b / o,
+        "params": params,
+        "rounds": rounds,
+    }
+
+
+def run(
+    names: list[str] | None = None,
+    device: str = "cpu",
+    quick: bool = False,
+    out: str | Path = "benchmarks/results",
+    progress: bool = True,
+) -> tuple[Path, str]:
+    """Measure every variant over the option grid plus the baseline ratios; write ``<out>/<machine>.json`` and
+    ``.md``. Returns the JSON path and the markdown."""
+    from .bench_baselines import BASELINES
+
+    names = names or registry.list_variants(tags=False)
+    sizes = ("small",) if quick else ("small", "standard")
+    jobs = [(n, s, c) for n in names for s in sizes for c in grid(device, quick)]
+    results: list[Result] = []
+    ratios: list[dict[str, Any]] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs) + sum(n in BASELINES for n in names), desc="bench", unit="case")
+    for n, s, c in jobs:
+        results.append(measure(n, s, device, rounds=3 if quick else 5, **c))
+        if bar:
+            bar.update(1)
+    for n in names:
+        if n in BASELINES:
+            ratios.append(baseline_ratio(n, "small" if quick else "standard", device, rounds=3 if quick else 5))
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    machine = machine_name(device)
+    slug = "".join(ch if ch.isalnum() else "-" for ch in machine).strip("-").lower()
+    path = write_results(results, Path(out) / f"{slug}.json", {"baselines": ratios, "quick": quick})
+    md = f"Machine: {machine}, torch {torch.__version__}\n\n" + markdown_table(results)
+    if ratios:
+        md += "\n\n" + ratio_table(ratios)
+    Path(path).with_suffix(".md").write_text(md + "\n")
+    return path, md
+
+
+def ratio_table(ratios: list[dict[str, Any]]) -> str:
+    rows = [
+        "| variant | size | batch | plain PyTorch (eager fp32) ms | ganzoo default ms | ganzoo precision | speedup |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for r in ratios:
+        rows.append(
+            f"| {r['name']} | {r['size']} | {r['batch_size']} | {r['baseline_ms']:.1f} | {r['ganzoo_ms']:.1f} | "
+            f"{r['ganzoo_precision']} | {r['speedup']:.2f}x |"
+        )
+    return "\n".join(rows)
