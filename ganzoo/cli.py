@@ -160,12 +160,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"config file keys {sorted(unknown)} are not valid; use model:, train: and data:")
     registry.resolve(args.name)  # a clear error for an unknown name before anything else
     overrides = {**(yaml_cfg.get("model") or {}), **parse_assignments(args.set)}
-    variant = create(args.name, **overrides)
     tcfg = _train_config(args, yaml_cfg.get("train") or {})
+    import torch
+
+    torch.manual_seed(tcfg.seed)  # the initial weights too follow --seed
+    variant = create(args.name, **overrides)
     out = Path(args.out or f"runs/{args.name}")
     if not args.resume and ckpt.list_checkpoints(out / "checkpoints"):
         raise UsageError(f"{out} already holds a run; continue it with --resume, or choose another --out")
     data = args.data or yaml_cfg.get("data")
+    from .train import distributed
+
+    if args.nproc is not None and args.nproc < 1:
+        raise UsageError(f"--nproc must be >= 1, got {args.nproc}")
+    if (args.nproc or 1) > 1 and distributed.env_world_size() == 1:
+        # Checked above in this process (one-line errors); the workers run the same command under torchrun.
+        return distributed.relaunch(distributed.strip_nproc(getattr(args, "argv", sys.argv[1:])), args.nproc)
+    distributed.quiet_other_ranks()
     trainer = Trainer(variant, tcfg, data=data, out=out, resume=args.resume, variant_name=args.name)
     print(
         f"training {args.name} on {trainer.data_spec} | device {trainer.device} | "
@@ -313,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sample-every", dest="sample_every", type=int)
     s.add_argument("--ckpt-every", dest="ckpt_every", type=int)
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--nproc", type=int, help="data-parallel processes on this machine (relaunches through torchrun)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained noise model into a PNG grid")
@@ -360,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = list(argv)  # `train --nproc N` relaunches itself with the same arguments
         if not getattr(args, "func", None):
             parser.print_help()
             return 2

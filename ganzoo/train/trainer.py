@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import platform
 import sys
@@ -20,6 +21,7 @@ from ..config import help, to_dict
 from ..errors import CheckpointError, ConfigError, GanzooError
 from ..variant import GANVariant, Phase, Stage, StepState
 from . import checkpoint as ckpt
+from . import distributed
 from .data import InfiniteSampler, build_dataset, first_items, to_device
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -161,9 +163,13 @@ class Trainer:
         self.data_spec = data or variant.default_data
         self.out = Path(out)
         self.resume = resume
-        self.device = resolve_device(self.config.device)
+        # Under torchrun (WORLD_SIZE > 1) this joins the process group and picks cuda:LOCAL_RANK.
+        self.dist, self.device = distributed.init_from_env(resolve_device(self.config.device))
+        self.world = self.dist.world if self.dist is not None else 1
+        self.main = self.dist is None or self.dist.main  # rank 0 alone writes files, logs and fires events
         self.dtype = resolve_precision(self.config.precision, self.device)
-        self.batch_size = self.config.batch_size or variant.batch_size
+        self.batch_size = self.config.batch_size or variant.batch_size  # per process
+        self.global_batch = self.batch_size * self.world
         self.step = 0
         self._timer_start = 0.0
         self._pm = None
@@ -177,6 +183,9 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
         v = self.variant.to(self.device)
+        if self.dist is not None:
+            distributed.convert_batchnorm(v, self.dist)
+            self.dist.broadcast_module(v)
         self.channels_last = self.variant.channels_last if cfg.channels_last is None else cfg.channels_last
         if self.channels_last:
             v.to(memory_format=torch.channels_last)
@@ -202,6 +211,9 @@ class Trainer:
         if cfg.compile:
             for name in v.optimized_modules():
                 getattr(v, name).compile()
+        if self.dist is not None and self.dist.rank:
+            # Every rank draws its own noise; rank 0 keeps the single-process stream.
+            torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
 
     def _params_of(self, modules: tuple[str, ...]) -> list[nn.Parameter]:
         params: list[nn.Parameter] = []
@@ -258,12 +270,16 @@ class Trainer:
 
         ds = self.dataset
         sampler = InfiniteSampler(len(ds), seed=self.config.seed, start=start)
+        if self.dist is not None:
+            batches: Any = distributed.RankBatchSampler(sampler, self.batch_size, self.dist.rank, self.world)
+        else:
+            batches = BatchSampler(sampler, self.batch_size, drop_last=True)
         workers = self.config.num_workers
         if workers is None:
             workers = 4 if self.device.type == "cuda" else 0
         loader = DataLoader(
             ds,
-            batch_sampler=BatchSampler(sampler, self.batch_size, drop_last=True),
+            batch_sampler=batches,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
@@ -289,6 +305,8 @@ class Trainer:
         tensors["rng/cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.dist is not None:
+            tensors.update(self.dist.gather_rng())  # collective: every rank calls save_checkpoint
         meta = {
             "ganzoo.variant": self.variant_name,
             "ganzoo.config": self.variant.config_dict(),
@@ -296,8 +314,9 @@ class Trainer:
             "ganzoo.train": to_dict(self.config),
             "ganzoo.state": {
                 "step": self.step,
-                "data_position": self.step * self.batch_size,
+                "data_position": self.step * self.global_batch,
                 "batch_size": self.batch_size,
+                "world_size": self.world,
                 "optimizers": optim_meta,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "lr_scale": self.lr_scale,
@@ -309,10 +328,21 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         tensors, meta = self.state_tensors()
         path = ckpt.checkpoint_path(self.ckpt_dir, self.step)
-        ckpt.save_tensors(path, tensors, meta, ckpt.FORMAT_CHECKPOINT)
-        for _, old in ckpt.list_checkpoints(self.ckpt_dir)[self.config.keep :]:
-            old.unlink(missing_ok=True)
-        self._event("checkpoint", {"step": self.step, "path": str(path)})
+        if self.main:
+            try:
+                ckpt.save_tensors(path, tensors, meta, ckpt.FORMAT_CHECKPOINT)
+            except OSError as e:
+                # The write is atomic: the older checkpoints are untouched and --resume continues from them.
+                why = "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+                raise CheckpointError(
+                    f"could not write checkpoint {str(path)!r}: {why}; the previous checkpoints are intact, "
+                    "free space and continue with --resume"
+                ) from None
+            for _, old in ckpt.list_checkpoints(self.ckpt_dir)[self.config.keep :]:
+                old.unlink(missing_ok=True)
+            self._event("checkpoint", {"step": self.step, "path": str(path)})
+        if self.dist is not None:
+            self.dist.barrier()  # the others read it only once it is complete (rollback)
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
@@ -322,6 +352,12 @@ class Trainer:
                 f"{str(path)!r} holds a {meta.get('ganzoo.variant')!r} run, not {self.variant.name!r}"
             )
         state = meta["ganzoo.state"]
+        if state.get("world_size", 1) != self.world and self.main:
+            print(
+                f"ganzoo: the run was trained with {state.get('world_size', 1)} processes, resuming with "
+                f"{self.world}: data order and noise continue approximately, not bit-exactly",
+                file=sys.stderr,
+            )
         if state["batch_size"] != self.batch_size:
             raise ConfigError(
                 f"the run was trained with batch size {state['batch_size']}, resuming with {self.batch_size}; "
@@ -336,9 +372,16 @@ class Trainer:
             self.ema.load_tensors(tensors)
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(tensors["rng/cpu"])
-        if self.device.type == "cuda" and "rng/cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
+        rank = self.dist.rank if self.dist is not None else 0
+        cpu_rng, cuda_rng = tensors.get(f"rng/cpu/{rank}"), tensors.get(f"rng/cuda/{rank}")
+        if rank == 0:
+            cpu_rng, cuda_rng = tensors["rng/cpu"], tensors.get("rng/cuda")
+        if cpu_rng is None:  # a rank the saving run did not have: a fresh stream, fixed by seed, step and rank
+            torch.manual_seed(self.config.seed + 1_000_003 * rank + 7919 * int(state["step"]))
+        else:
+            torch.set_rng_state(cpu_rng)
+        if self.device.type == "cuda" and cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, self.device)
         self.step = int(state["step"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
 
@@ -347,7 +390,7 @@ class Trainer:
         for _, path in ckpt.list_checkpoints(self.ckpt_dir):
             try:
                 ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT)
-                if errors:
+                if errors and self.main:
                     print(f"ganzoo: skipped unreadable checkpoints: {'; '.join(errors)}", file=sys.stderr)
                 return path
             except CheckpointError as e:
@@ -367,6 +410,8 @@ class Trainer:
 
     # ---- logging -----------------------------------------------------------------------------------------------------
     def _event(self, event: str, info: dict[str, Any]) -> None:
+        if not self.main:
+            return
         from ..plugins import get_plugin_manager
 
         get_plugin_manager().hook.ganzoo_train_event(event=event, trainer=self, info=info)
@@ -383,6 +428,8 @@ class Trainer:
             "batch_size": self.batch_size,
             "versions": versions(),
         }
+        if self.world > 1:
+            run["world_size"] = self.world
         ckpt.atomic_write_bytes(self.out / "run.json", json.dumps(run, indent=2).encode())
 
     def write_samples(self, inputs: dict[str, Any]) -> Path:
@@ -427,10 +474,13 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             if self.scaler is not None:  # fp16: the scaler skips steps with inf/NaN gradients itself
                 self.scaler.scale(loss).backward()
+                if self.dist is not None:  # averaged scaled gradients: every rank finds the same infs
+                    self.dist.sync_grads(self.phase_params[ph.name], loss)
                 self.scaler.step(opt)
             else:
                 loss.backward()
-                skipped = torch.maximum(skipped, self._guarded_step(ph.name, opt, loss))
+                bad_loss = self.dist.sync_grads(self.phase_params[ph.name], loss) if self.dist is not None else None
+                skipped = torch.maximum(skipped, self._guarded_step(ph.name, opt, loss, bad_loss))
             for k, val in losses.items():
                 out[f"{ph.name}/{k}"] = val.detach().float()
         if self.scaler is not None:
@@ -458,19 +508,23 @@ class Trainer:
         self.load_checkpoint(latest)
         self.lr_scale = scale
         self._consecutive_skips = torch.zeros((), device=self.device)
-        print(
-            f"ganzoo: {n} consecutive non-finite steps; rolled back to step {self.step} with learning rates x{scale:g}",
-            file=sys.stderr,
-        )
+        if self.main:
+            print(
+                f"ganzoo: {n} consecutive non-finite steps; rolled back to step {self.step} "
+                f"with learning rates x{scale:g}",
+                file=sys.stderr,
+            )
         self._event("rollback", {"step": self.step, "lr_scale": scale})
-        return self._loader(start=self.step * self.batch_size)
+        return self._loader(start=self.step * self.global_batch)
 
-    def _guarded_step(self, phase: str, opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+    def _guarded_step(
+        self, phase: str, opt: torch.optim.Optimizer, loss: torch.Tensor, bad_loss: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Skip the update when the loss or a gradient is not finite, without a host sync: fused Adam takes a
         device-side ``found_inf`` flag (the mechanism GradScaler uses) and leaves parameters and moments untouched
-        when it is set."""
+        when it is set. ``bad_loss``: the flag reduced over all ranks, so that they all skip together."""
         grads = [p.grad for p in self.phase_params[phase] if p.grad is not None]
-        bad = ~torch.isfinite(loss.detach().float())
+        bad = ~torch.isfinite(loss.detach().float()) if bad_loss is None else bad_loss > 0
         if grads:
             bad = bad | ~torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum())
         bad = bad.float()
@@ -494,22 +548,25 @@ class Trainer:
             latest = self._latest_valid_checkpoint()
             if latest is not None:
                 self.load_checkpoint(latest)
-        self._write_run_json()
+        if self.main:
+            self._write_run_json()
+            for stale in self.ckpt_dir.glob(".tmp-step-*"):  # left by a run killed while writing a checkpoint
+                stale.unlink(missing_ok=True)
         self.dataset = build_dataset(self.data_spec, self.variant, split="train", seed=cfg.seed)
-        data = self._loader(start=self.step * self.batch_size)
+        data = self._loader(start=self.step * self.global_batch)
         # Sampling inputs come from their own generator so grids show the same noise/inputs across the run.
         gen = torch.Generator().manual_seed(cfg.seed + 12345)
         first = to_device(first_items(self.dataset, min(cfg.n_samples, 64)), self.device, self.channels_last)
         sample_inputs = self.variant.sample_inputs(min(cfg.n_samples, 64), gen, batch=first)
         del first
         log_path = self.out / "log.jsonl"
-        tb = self._tensorboard() if cfg.tensorboard else None
+        tb = self._tensorboard() if cfg.tensorboard and self.main else None
         self._event("start", {"step": self.step})
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         last: dict[str, float] = {}
         bar = None
-        if cfg.progress:
+        if cfg.progress and self.main:
             from tqdm.auto import tqdm
 
             bar = tqdm(
@@ -527,8 +584,10 @@ class Trainer:
                     counts[key] = counts.get(key, 0) + 1
                 stage = self._stage_at(self.step - 1)[1]
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    skipped = int(sums.pop("skipped", torch.zeros(())))
+                    skipped = int(sums.pop("skipped", torch.zeros(())))  # the same on every rank
                     counts.pop("skipped", None)
+                    if self.dist is not None:  # the only cross-rank sync for logging, every log_every steps
+                        sums = self.dist.mean(sums)
                     last = {k: float(s) / counts[k] for k, s in sums.items()}
                     sums, counts = {}, {}
                     if skipped:
@@ -541,12 +600,13 @@ class Trainer:
                             bar.n = self.step
                         continue
                     dt = time.perf_counter() - t0
-                    ips = (self.step - step0) * self.batch_size / max(dt, 1e-9)
+                    ips = (self.step - step0) * self.global_batch / max(dt, 1e-9)  # all ranks together
                     t0, step0 = time.perf_counter(), self.step
                     record = {"step": self.step, "stage": stage.name, "img_per_s": round(ips, 2), **last}
                     record.update({f"lr/{n}": o.param_groups[0]["lr"] for n, o in self.optimizers.items()})
-                    with open(log_path, "a") as f:
-                        f.write(json.dumps(record) + "\n")
+                    if self.main:
+                        with open(log_path, "a") as f:
+                            f.write(json.dumps(record) + "\n")
                     if tb is not None:
                         for k, val in record.items():
                             if isinstance(val, (int, float)) and k != "step":
@@ -561,7 +621,7 @@ class Trainer:
                     self._event("log", {"step": self.step, "losses": last, "img_per_s": ips})
                 if bar is not None:
                     bar.update(1)
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                if cfg.sample_every and self.step % cfg.sample_every == 0 and self.main:
                     self.write_samples(sample_inputs)
                 # A run in the middle of skipping non-finite steps writes no checkpoint: rollback targets stay good.
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and not int(self._consecutive_skips):
@@ -570,6 +630,12 @@ class Trainer:
             # Nothing lost on Ctrl-C: save where we are, then stop; --resume continues exactly from here.
             if bar is not None:
                 bar.close()
+            if self.dist is not None:  # the other ranks may be inside a collective: no gathering now
+                if self.main:
+                    print(
+                        f"\nganzoo: interrupted at step {self.step}; resume from the last checkpoint", file=sys.stderr
+                    )
+                raise
             path = self.save_checkpoint()
             print(f"\nganzoo: interrupted at step {self.step}; checkpoint written to {path}", file=sys.stderr)
             raise
@@ -578,13 +644,17 @@ class Trainer:
                 bar.close()
             if tb is not None:
                 tb.close()
-        sample_path = self.write_samples(sample_inputs)
+        sample_path = (
+            self.write_samples(sample_inputs) if self.main else self.out / "samples" / f"step-{self.step:08d}.png"
+        )
         ckpt_path = (
             self.save_checkpoint()
             if not (cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
             else ckpt.checkpoint_path(self.ckpt_dir, self.step)
         )
-        model_path = self.export()
+        model_path = self.export() if self.main else self.out / "model.safetensors"
+        if self.dist is not None:
+            self.dist.barrier()  # the run is complete on disk when any rank returns
         self._event("end", {"step": self.step})
         return {
             "step": self.step,
