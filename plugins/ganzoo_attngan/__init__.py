@@ -1,0 +1,59 @@
+"""AttnGAN (Xu et al. 2018) for ganzoo: the ``attngan`` variant and the ``ganzoo generate`` command."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from ganzoo import hookimpl
+
+from .variant import AttnGAN
+
+
+@hookimpl
+def ganzoo_register_variants(register: Callable[..., None]) -> None:
+    register(AttnGAN)
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="run directory or exported .safetensors file of a text-to-image model")
+    parser.add_argument("caption", help='what to draw, e.g. "a red circle above a small blue square"')
+    parser.add_argument("-n", type=int, default=8, help="images to draw (default 8)")
+    parser.add_argument("-o", "--output", default="generated.png", help="PNG grid to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--attention-maps", metavar="FILE", help="also write the per-word attention maps (PNG)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ganzoo.api import load
+    from ganzoo.errors import ConfigError
+    from ganzoo.utils.images import save_grid
+    from ganzoo.variant import Task
+
+    from .maps import save_attention_maps
+
+    if args.n < 1:
+        raise ConfigError(f"-n must be >= 1, got {args.n}")
+    model = load(args.model, device=args.device)
+    if model.task != Task.TEXT_TO_IMAGE or not hasattr(model, "generate_details"):
+        raise ConfigError(f"{model.name} is a {model.task} model; `generate` needs a text_to_image model")
+    out = model.generate_details(args.caption, n=args.n, seed=args.seed)
+    path = save_grid(out["images"][-1].float(), args.output)
+    unknown = [w for w in out["words"][0] if w == model.vocab.SPECIALS[1]]
+    read = " ".join(out["words"][0])
+    print(f"wrote {args.n} images of {read!r} to {path}" + (" (unknown words read as <unk>)" if unknown else ""))
+    if args.attention_maps:
+        maps = save_attention_maps(out, args.attention_maps, rows=min(args.n, 4))
+        print(f"wrote the attention maps to {maps}")
+    return 0
+
+
+@hookimpl
+def ganzoo_register_commands(register: Callable[..., None]) -> None:
+    register(
+        "generate",
+        "draw images from a caption with a text-to-image model (optionally its word attention maps)",
+        _configure,
+        _run,
+    )

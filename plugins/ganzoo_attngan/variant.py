@@ -1,0 +1,320 @@
+"""The AttnGAN variant: text-to-image with a DAMSM-trained text encoder and an attentional multi-stage generator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganzoo import GANVariant, Phase, Stage, StepState, Task
+from ganzoo.config import help
+from ganzoo.errors import ConfigError
+from ganzoo.losses import get_loss
+from ganzoo.nn import init_weights
+
+from .model import Generator, StageDiscriminator, kl_loss, plan_sizes
+from .text import ImageEncoder, TextEncoder, Vocabulary, damsm_loss, word_mask
+
+# Shown in sample grids when no data batch is at hand (a model used without its dataset).
+DEFAULT_CAPTIONS = [
+    "a large red circle on the left",
+    "a small blue square above a large green triangle",
+    "a large yellow cross at the bottom",
+    "a small white triangle left of a large purple circle",
+]
+
+
+@dataclass
+class AttnGANConfig:
+    base_size: int = help("side of the first stage's images (64 in the paper)", 64)
+    branches: int = help("generator stages; each doubles the side (3 in the paper: 64, 128, 256)", 3)
+    channels: int = help("image channels (3 colour, 1 grayscale)", 3)
+    nz: int = help("size of the noise vector z", 100)
+    c_dim: int = help("size of the conditioning-augmentation code", 100)
+    ngf: int = help("generator width: channels of every stage's features (gf_dim = 32 in the paper)", 32)
+    ndf: int = help("discriminator width (df_dim = 64 in the paper)", 64)
+    res_blocks: int = help("residual blocks per attentive stage", 2)
+    nef: int = help("size of the DAMSM text/image embedding space", 256)
+    emb_dim: int = help("word embedding size of the text encoder", 300)
+    rnn_dropout: float = help("dropout on the word embeddings of the text encoder", 0.5)
+    vocab_size: int = help("vocabulary capacity, PAD and UNK included; rarer training words become UNK", 6000)
+    max_words: int = help("caption length in tokens: longer captions are truncated, shorter ones padded", 18)
+    encoder_backbone: str = help("timm backbone of the DAMSM image encoder, trained from scratch", "resnet18")
+    encoder_width: int = help("first-stage channels of a resnet encoder backbone (64 = standard resnet)", 64)
+    local_index: int = help("backbone feature level giving the region features (the last gives the global)", 2)
+    gamma1: float = help("DAMSM: sharpness of word-to-region attention", 4.0)
+    gamma2: float = help("DAMSM: how much the best-matching words dominate the caption score", 5.0)
+    gamma3: float = help("DAMSM: smoothing factor of the matching posterior", 10.0)
+    lambda_damsm: float = help("weight of the DAMSM loss on the generator (5 on CUB, 50 on COCO)", 5.0)
+    kl_weight: float = help("weight of the conditioning augmentation's KL term", 1.0)
+    loss: str = help("adversarial loss: standard, minimax, lsgan, hinge, wgan, or a plugin's", "standard")
+    damsm_steps: int = help("steps of the first stage, training the DAMSM text and image encoders", 10000)
+    lr_damsm: float = help("Adam learning rate of the DAMSM encoders", 2e-3)
+    lr_g: float = help("Adam learning rate of the generator", 2e-4)
+    lr_d: float = help("Adam learning rate of the discriminators", 2e-4)
+    beta1: float = help("Adam beta1", 0.5)
+    beta2: float = help("Adam beta2", 0.999)
+    batch_size: int = help("batch size (20 in the paper's CUB setting)", 20)
+    data: str = help("default data spec when none is given", "shapes-captions")
+
+    def validate(self) -> None:
+        try:
+            plan_sizes(self.base_size, self.branches)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if self.branches < 2:
+            raise ConfigError(f"branches must be >= 2 (the attentive stages need a first stage), got {self.branches}")
+        for name in ("nz", "c_dim", "ngf", "ndf", "nef", "emb_dim", "max_words", "encoder_width", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.nef % 2:
+            raise ConfigError(f"nef must be even (two LSTM directions), got {self.nef}")
+        if self.vocab_size < 3:
+            raise ConfigError(f"vocab_size must be >= 3 (PAD, UNK and a word), got {self.vocab_size}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
+        if self.damsm_steps < 1:
+            raise ConfigError(f"damsm_steps must be >= 1, got {self.damsm_steps}")
+        if not 0 <= self.rnn_dropout < 1:
+            raise ConfigError(f"rnn_dropout must be in [0, 1), got {self.rnn_dropout}")
+        for name in ("lr_damsm", "lr_g", "lr_d"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        from ganzoo.losses import loss_names
+
+        if self.loss not in loss_names():
+            from ganzoo.errors import UnknownNameError
+
+            raise UnknownNameError("loss", self.loss, loss_names())
+
+
+class AttnGAN(GANVariant):
+    """AttnGAN (Xu et al. 2018): DAMSM pre-training of text and image encoders, then an attentional GAN."""
+
+    name = "attngan"
+    task = Task.TEXT_TO_IMAGE
+    Config = AttnGANConfig
+    description = "text-to-image: DAMSM-trained encoders, multi-stage generator attending over words"
+    tags = {
+        # The measured CPU configuration of docs/variants/attngan.md: 16 -> 32 pixels, small widths.
+        "shapes32": {
+            "base_size": 16,
+            "branches": 2,
+            "nz": 32,
+            "c_dim": 32,
+            "ngf": 24,
+            "ndf": 24,
+            "nef": 64,
+            "emb_dim": 64,
+            "rnn_dropout": 0.1,
+            "vocab_size": 64,
+            "max_words": 14,
+            "encoder_width": 16,
+            "damsm_steps": 600,
+            "batch_size": 24,
+        },
+        "shapes64": {"base_size": 32, "branches": 2, "nef": 128, "emb_dim": 128, "vocab_size": 64, "max_words": 14},
+    }
+    ema_modules = ("G",)
+    # LSTM and 4x4 feature maps: channels_last buys nothing here.
+    channels_last = False
+    tiny = {
+        "base_size": 8,
+        "branches": 2,
+        "nz": 8,
+        "c_dim": 8,
+        "ngf": 4,
+        "ndf": 4,
+        "nef": 8,
+        "emb_dim": 8,
+        "vocab_size": 40,
+        "max_words": 12,
+        "encoder_width": 4,
+        "damsm_steps": 1,
+        "batch_size": 4,
+    }
+    default_data_spec = "shapes-captions"
+
+    def __init__(self, config: AttnGANConfig | None = None):
+        super().__init__(config)
+        c = self.config
+        self.sizes = plan_sizes(c.base_size, c.branches)
+        self.adv = get_loss(c.loss)
+        self.vocab = Vocabulary()
+        self.text_encoder = TextEncoder(c.vocab_size, c.emb_dim, c.nef, c.rnn_dropout)
+        self.image_encoder = ImageEncoder(c.nef, c.channels, c.encoder_backbone, c.encoder_width, c.local_index)
+        self.G = init_weights(Generator(c.nz, c.nef, c.c_dim, c.ngf, c.base_size, c.branches, c.channels, c.res_blocks))
+        self.D = init_weights(nn.ModuleList(StageDiscriminator(c.ndf, c.nef, s, c.channels) for s in self.sizes))
+
+    # ---- contract ---------------------------------------------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        return self.sizes[-1]
+
+    def data_options(self) -> dict[str, Any]:
+        # The dataset fills this very object from its training captions when it is empty (a fresh run) and uses it
+        # as it is otherwise (resume, fine-tuning): ids always mean what the saved vocabulary says.
+        c = self.config
+        return {"vocab": self.vocab, "max_words": c.max_words, "vocab_size": c.vocab_size}
+
+    def extra_metadata(self) -> dict[str, Any]:
+        return {"vocab": self.vocab.to_list()}
+
+    def load_extra_metadata(self, data: dict[str, Any]) -> None:
+        if data.get("vocab"):
+            self.vocab.load(data["vocab"])
+
+    def stages(self) -> list[Stage]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return [
+            Stage("damsm", (Phase("damsm", ("text_encoder", "image_encoder"), c.lr_damsm, betas),), c.damsm_steps),
+            Stage("gan", (Phase("d", ("D",), c.lr_d, betas), Phase("g", ("G",), c.lr_g, betas))),
+        ]
+
+    # ---- pieces -----------------------------------------------------------------------------------------------------
+    def encode_text(self, tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(words (B, nef, L), sentence (B, nef), mask (B, L))``."""
+        words, sent = self.text_encoder(tokens, lengths)
+        return words, sent, word_mask(lengths, tokens.shape[1])
+
+    def tokenize(self, captions: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """Token ids ``(B, max_words)`` and lengths ``(B,)`` of ``captions`` with the model's vocabulary."""
+        return self.vocab.encode_batch(list(captions), self.config.max_words)
+
+    def _frozen_text(self, batch: dict[str, Any], state: StepState) -> tuple[Tensor, Tensor, Tensor]:
+        if "text" not in state.cache:
+            # Frozen after the DAMSM stage, and in eval mode: no dropout, batch-norm running statistics.
+            self.text_encoder.eval()
+            self.image_encoder.eval()
+            with torch.no_grad():
+                state.cache["text"] = self.encode_text(batch["tokens"], batch["length"])
+        return state.cache["text"]
+
+    def _reals(self, image: Tensor) -> list[Tensor]:
+        # Each stage's discriminator sees the real image at its own size (box-filtered down by powers of two).
+        return [F.avg_pool2d(image, image.shape[-1] // s) if s != image.shape[-1] else image for s in self.sizes]
+
+    def _damsm(self, images: Tensor, words: Tensor, sent: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        c = self.config
+        regions, glob = self.image_encoder(images)
+        return damsm_loss(regions, glob, words, sent, mask, c.gamma1, c.gamma2, c.gamma3)
+
+    def loss(self, phase: str, batch: dict[str, Any], state: StepState) -> dict[str, Tensor]:
+        real = batch["image"]
+        if real.shape[-1] != self.image_size:
+            raise ConfigError(f"attngan makes {self.image_size}px images but the data has {real.shape[-1]}px")
+        if phase == "damsm":
+            words, sent, mask = self.encode_text(batch["tokens"], batch["length"])
+            w_loss, s_loss, _ = self._damsm(real, words, sent, mask)
+            return {"loss": w_loss + s_loss, "words": w_loss.detach(), "sent": s_loss.detach()}
+        words, sent, mask = self._frozen_text(batch, state)
+        if phase == "d":
+            z = torch.randn(real.shape[0], self.config.nz, device=real.device)
+            fakes, _, mu, logvar = self.G(z, sent, words, mask)
+            state.cache["fake"] = (fakes, mu, logvar)  # reused by G's phase: one generator forward per step
+            total = real.new_zeros(())
+            out: dict[str, Tensor] = {}
+            for i, (d, x, f) in enumerate(zip(self.D, self._reals(real), fakes)):
+                hr, hf = d.features_of(x), d.features_of(f.detach())
+                real_terms = self.adv.d_real(d.logits(hr, sent)) + self.adv.d_real(d.logits(hr, None))
+                fake_terms = [self.adv.d_fake(d.logits(hf, sent)), self.adv.d_fake(d.logits(hf, None))]
+                if real.shape[0] > 1:
+                    # Real images with the wrong caption are fakes to the conditional logit (matching-aware D).
+                    fake_terms.append(self.adv.d_fake(d.logits(hr[:-1], sent[1:])))
+                loss_i = real_terms / 2 + sum(fake_terms) / len(fake_terms)
+                total = total + loss_i
+                out[f"d{i}"] = loss_i.detach()
+            return {"loss": total, **out}
+        if phase == "g":
+            cached = state.cache.pop("fake", None)
+            if cached is None:
+                z = torch.randn(real.shape[0], self.config.nz, device=real.device)
+                fakes, _, mu, logvar = self.G(z, sent, words, mask)
+            else:
+                fakes, mu, logvar = cached
+            adv = real.new_zeros(())
+            for d, f in zip(self.D, fakes):
+                h = d.features_of(f)
+                adv = adv + self.adv.g(d.logits(h, sent)) + self.adv.g(d.logits(h, None))
+            w_loss, s_loss, _ = self._damsm(fakes[-1], words, sent, mask)
+            kl = kl_loss(mu, logvar)
+            c = self.config
+            total = adv + c.lambda_damsm * (w_loss + s_loss) + c.kl_weight * kl
+            return {"loss": total, "adv": adv.detach(), "damsm": (w_loss + s_loss).detach(), "kl": kl.detach()}
+        raise ValueError(f"unknown phase {phase!r}")
+
+    # ---- inference --------------------------------------------------------------------------------------------------
+    def _inputs(
+        self, captions: str | Sequence[str], n: int | None, z: Tensor | None, eps: Tensor | None, seed: int | None
+    ) -> tuple[list[str], Tensor, Tensor]:
+        caps = [captions] if isinstance(captions, str) else list(captions)
+        if not caps:
+            raise ConfigError("generate needs at least one caption")
+        if n is not None and len(caps) == 1:
+            caps = caps * n
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        if z is None:
+            z = torch.randn(len(caps), self.config.nz, generator=gen)
+        if eps is None:
+            eps = torch.randn(len(caps), self.config.c_dim, generator=gen)
+        if z.shape[0] != len(caps):
+            raise ConfigError(f"{len(caps)} captions but {z.shape[0]} noise vectors")
+        return caps, z, eps
+
+    @torch.no_grad()
+    def generate_details(
+        self,
+        captions: str | Sequence[str],
+        n: int | None = None,
+        z: Tensor | None = None,
+        eps: Tensor | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Everything the generator makes for ``captions``: ``images`` of every stage (smallest first),
+        ``attention`` of every attentive stage ``(B, L, h, w)``, the ``tokens``/``lengths`` and ``words`` read."""
+        caps, z, eps = self._inputs(captions, n, z, eps, seed)
+        tokens, lengths = self.tokenize(caps)
+        dev = self.device
+        self.text_encoder.eval()
+        words, sent, mask = self.encode_text(tokens.to(dev), lengths.to(dev))
+        images, attns, _, _ = self.G(z.to(dev), sent, words, mask, eps=eps.to(dev))
+        read = [self.vocab.decode(t, int(n_)) for t, n_ in zip(tokens, lengths)]
+        return {"images": images, "attention": attns, "tokens": tokens, "lengths": lengths, "words": read}
+
+    @torch.no_grad()
+    def generate(
+        self,
+        captions: str | Sequence[str] = (),
+        n: int | None = None,
+        z: Tensor | None = None,
+        eps: Tensor | None = None,
+        seed: int | None = None,
+    ) -> Tensor:
+        """Images in [-1, 1] for ``captions`` (one caption with ``n`` gives ``n`` images of it); ``seed`` makes the
+        noise (``z`` and the conditioning augmentation's ``eps``) reproducible."""
+        return self.generate_details(captions or DEFAULT_CAPTIONS, n, z, eps, seed)["images"][-1]
+
+    @torch.no_grad()
+    def embed_images(self, images: Tensor) -> Tensor:
+        """DAMSM global image vectors ``(B, nef)`` of ``[-1, 1]`` images (for R-precision)."""
+        self.image_encoder.eval()
+        return self.image_encoder(images.to(self.device))[1]
+
+    @torch.no_grad()
+    def embed_captions(self, captions: Sequence[str]) -> Tensor:
+        """DAMSM sentence vectors ``(B, nef)`` of ``captions`` (for R-precision)."""
+        self.text_encoder.eval()
+        tokens, lengths = self.tokenize(captions)
+        return self.text_encoder(tokens.to(self.device), lengths.to(self.device))[1]
+
+    def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
+        caps = list(batch["caption"]) if batch is not None and "caption" in batch else list(DEFAULT_CAPTIONS)
+        caps = (caps * (n // len(caps) + 1))[:n]
+        z = torch.randn(n, self.config.nz, generator=generator)
+        eps = torch.randn(n, self.config.c_dim, generator=generator)
+        return {"captions": caps, "z": z, "eps": eps}
