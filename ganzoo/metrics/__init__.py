@@ -3,6 +3,8 @@
 Pure computation on tensors; the Inception weights loader lives in :mod:`ganzoo.metrics.inception`.
 """
 
+from ganzoo.metrics.domain import DomainClassifier, DomainClassifierError, get_domain_classifier
+from ganzoo.metrics.evaluate import evaluate
 from ganzoo.metrics.frechet import FeatureStats, frechet_distance, kid, precision_recall_density_coverage
 from ganzoo.metrics.image import (
     image_scores,
@@ -29,6 +31,8 @@ from ganzoo.metrics.modes import class_histogram_stats, grid_centres, mode_stats
 from ganzoo.metrics.ranking import auprc, auroc, r_precision
 
 __all__ = [
+    "DomainClassifier",
+    "DomainClassifierError",
     "FeatureStats",
     "InceptionFeatures",
     "WeightsLocation",
@@ -36,8 +40,10 @@ __all__ = [
     "auroc",
     "class_histogram_stats",
     "download_file",
+    "evaluate",
     "find_inception_weights",
     "frechet_distance",
+    "get_domain_classifier",
     "grid_centres",
     "image_scores",
     "kid",
