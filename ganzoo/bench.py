@@ -30,10 +30,11 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "dcgan": {"standard": {"image_size": 64, "batch_size": 64}, "small": {"image_size": 32, "batch_size": 16}},
     "vanilla": {"standard": {"batch_size": 64}, "small": {"batch_size": 16}},
     "pix2pix": {"standard": {}, "small": {"netG": "unet_128", "image_size": 128}},
-    "cyclegan": {"standard": {"image_size": 128, "netG": "resnet_6blocks"}, "small": {"image_size": 64}},
-    "srgan": {"standard": {}, "small": {"hr_size": 48, "batch_size": 4}},
+    # PROTOCOLS.md's CycleGAN reference point is resnet_9blocks at 128x128, batch 1.
+    "cyclegan": {"standard": {"image_size": 128, "netG": "resnet_9blocks"}, "small": {"image_size": 64}},
+    "srgan": {"standard": {}, "small": {"image_size": 48, "batch_size": 4}},
     "ganomaly": {"standard": {}, "small": {"batch_size": 16}},
-    "attngan": {"standard": {}, "small": {}},
+    "attngan": {"standard": {}, "small": {"base_size": 32, "branches": 2, "batch_size": 8}},
 }
 
 # Peak dense bf16 throughput (FLOP/s) of known accelerators, for MFU.
@@ -68,9 +69,7 @@ def build(name: str, size: str = "standard", **overrides: Any):
     """The variant ``name`` at ``size`` (``standard`` or ``small``); unknown families use their defaults."""
     family = name.split(".")[0]
     preset = SIZES.get(family, {}).get(size, {})
-    spec = registry.resolve(name)[0]
-    fields = {f for f in spec.cls.Config.__dataclass_fields__}
-    return create(name, **{k: v for k, v in {**preset, **overrides}.items() if k in fields})
+    return create(name, **{**preset, **overrides})
 
 
 def prepare(

@@ -26,6 +26,16 @@ def help(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:  # no
     return dataclasses.field(default=default, metadata={"help": text}, **kw)
 
 
+def require(config: Any, *, at_least_1: tuple[str, ...] = (), positive: tuple[str, ...] = ()) -> None:
+    """Range checks shared by the variant configs' ``validate()``: integers that must be >= 1 and numbers > 0."""
+    for name in at_least_1:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")
+
+
 def field_help(cls: type) -> dict[str, str]:
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 

@@ -126,6 +126,13 @@ def loss_names() -> list[str]:
     return sorted(registry.losses())
 
 
+def check_loss_name(name: str) -> None:
+    """Raise the did-you-mean error for an unregistered loss name (for configs' ``validate()``)."""
+    from . import registry
+
+    registry.get("loss", name)
+
+
 # ---- regularizers ---------------------------------------------------------------------------------------------------
 # Both need the gradient of D's output with respect to its input, kept in the graph (create_graph) so the penalty
 # itself can be differentiated: a double backward, which is why the trainer runs these phases without torch.compile.

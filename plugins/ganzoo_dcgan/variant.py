@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
-from ganzoo.config import help
+from ganzoo.config import help, require
 from ganzoo.errors import ConfigError
-from ganzoo.losses import get_loss, gradient_penalty, r1_penalty
+from ganzoo.losses import check_loss_name, get_loss, gradient_penalty, r1_penalty
 from ganzoo.nn import init_weights, spectral_norm_all
 
 from .model import Discriminator, Generator, plan
@@ -43,24 +43,18 @@ class DCGANConfig:
             plan(self.image_size)
         except ValueError as e:
             raise ConfigError(f"image_size: {e}") from None
-        for name in ("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require(
+            self,
+            at_least_1=("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"),
+            positive=("lr_g", "lr_d"),
+        )
         if self.num_classes < 0:
             raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
         if self.num_classes and self.pack > 1:
             raise ConfigError("pack > 1 and num_classes > 0 cannot be combined (a pack mixes classes)")
         if self.batch_size % self.pack:
             raise ConfigError(f"batch_size {self.batch_size} must be divisible by pack {self.pack}")
-        for name in ("lr_g", "lr_d"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        from ganzoo.losses import loss_names
-
-        if self.loss not in loss_names():
-            from ganzoo.errors import UnknownNameError
-
-            raise UnknownNameError("loss", self.loss, loss_names())
+        check_loss_name(self.loss)
 
 
 class DCGAN(GANVariant):
@@ -72,7 +66,7 @@ class DCGAN(GANVariant):
     tags = {
         "mnist": {"image_size": 28, "channels": 1, "data": "mnist"},
         "shapes32": {"image_size": 32},
-        "demo": {"image_size": 32, "ngf": 48, "ndf": 48, "batch_size": 64},
+        "demo": {"image_size": 32, "ngf": 32, "ndf": 32, "batch_size": 64},
         "cond": {"num_classes": 6, "spectral_norm": True, "loss": "hinge"},
         "pac2": {"pack": 2},
     }

@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
-from ganzoo.config import help
-from ganzoo.errors import ConfigError, UnknownNameError
-from ganzoo.losses import get_loss, loss_names
+from ganzoo.config import help, require
+from ganzoo.errors import ConfigError
+from ganzoo.losses import check_loss_name, get_loss
 
 from .model import MLPDiscriminator, MLPGenerator
 
@@ -38,15 +38,16 @@ class VanillaConfig:
     data: str = help("default data spec when none is given", "shapes")
 
     def validate(self) -> None:
-        for name in ("nz", "pack", "batch_size", "channels"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self, at_least_1=("nz", "pack", "batch_size", "channels"), positive=("lr_g", "lr_d"))
         if self.arch == "keras" and self.image_size < 1:
             raise ConfigError("image_size must be >= 1 for the keras arch")
         if self.batch_size % self.pack:
             raise ConfigError(f"batch_size {self.batch_size} must be divisible by pack {self.pack}")
-        if self.loss not in loss_names():
-            raise UnknownNameError("loss", self.loss, loss_names())
+        check_loss_name(self.loss)
+
+
+# PROTOCOLS.md section 1: PacGAN's 2D nets, Adam 1e-4, batch 100.
+_PACGAN_2D = {"arch": "pacgan2d", "nz": 2, "image_size": 0, "lr_g": 1e-4, "lr_d": 1e-4, "batch_size": 100}
 
 
 class VanillaGAN(GANVariant):
@@ -59,24 +60,8 @@ class VanillaGAN(GANVariant):
     tiny = {"nz": 16, "batch_size": 4}
     tags = {
         "mnist": {"data": "mnist"},
-        "ring8": {
-            "arch": "pacgan2d",
-            "nz": 2,
-            "image_size": 0,
-            "lr_g": 1e-4,
-            "lr_d": 1e-4,
-            "batch_size": 100,
-            "data": "ring8",
-        },
-        "grid25": {
-            "arch": "pacgan2d",
-            "nz": 2,
-            "image_size": 0,
-            "lr_g": 1e-4,
-            "lr_d": 1e-4,
-            "batch_size": 100,
-            "data": "grid25",
-        },
+        "ring8": {**_PACGAN_2D, "data": "ring8"},
+        "grid25": {**_PACGAN_2D, "data": "grid25"},
     }
 
     def __init__(self, config: VanillaConfig | None = None):
