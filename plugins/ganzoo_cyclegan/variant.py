@@ -1,0 +1,267 @@
+"""The CycleGAN variant (Zhu et al. 2017): unpaired translation with two generators, two PatchGANs, cycle and
+identity losses and a history pool of generated images per discriminator."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from ganzoo_pix2pix.model import (
+    GENERATORS_HELP,
+    as_pm1,
+    build_discriminator,
+    build_generator,
+    generator_stride,
+    run_padded,
+)
+from ganzoo_pix2pix.variant import check_common, jitter_options, linear_decay, side_by_side
+from torch import Tensor, nn
+
+from ganzoo import GANVariant, Phase, Stage, StepState, Task
+from ganzoo.config import help
+from ganzoo.errors import ConfigError
+from ganzoo.losses import get_loss, l1
+
+
+class HistoryPool(nn.Module):
+    """Shrivastava et al. 2017's buffer of past generated images: once full, each query image is swapped, with
+    probability 1/2, for a random stored one (which it replaces), so D also sees older generators' outputs.
+
+    The pool lives in buffers (``images``: ``size x C x H x W``, allocated at the first query; ``count``: how many are
+    filled) so checkpoints hold it, and its coin flips come from torch's global CPU generator, which the trainer saves:
+    a resumed run draws exactly what the uninterrupted run would have.
+    """
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+        self.register_buffer("images", torch.zeros(0))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self._n = 0  # host copy of ``count``: reading the buffer back would stall an accelerator every step
+
+    @torch.no_grad()
+    def query(self, fakes: Tensor) -> Tensor:
+        if self.size == 0:
+            return fakes
+        fakes = fakes.detach()
+        shape = (self.size, *fakes.shape[1:])
+        if tuple(self.images.shape) != shape:
+            if self._n:
+                raise ConfigError(f"history pool holds {tuple(self.images.shape[1:])} images, got {tuple(shape[1:])}")
+            self.images = torch.zeros(shape, dtype=torch.float32, device=fakes.device)
+        out = []
+        for img in fakes:
+            if self._n < self.size:
+                self.images[self._n] = img
+                self._n += 1
+                out.append(img)
+            elif float(torch.rand(())) > 0.5:
+                j = int(torch.randint(self.size, ()))
+                out.append(self.images[j].to(img.dtype).clone())
+                self.images[j] = img
+            else:
+                out.append(img)
+        self.count.fill_(self._n)
+        return torch.stack(out)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors):
+        # The stored pool may be empty (shape (0,)) or full, so take its shape as it is rather than insisting on ours;
+        # a state without a pool (a model imported from the reference) starts with an empty one.
+        for name in ("images", "count"):
+            key = prefix + name
+            if key in state_dict:
+                current = getattr(self, name)
+                setattr(self, name, state_dict[key].detach().clone().to(current.device, current.dtype))
+        self._n = int(self.count)
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Parameters of ``modules`` do not require grad inside the block, so a forward made there (D judging G's output
+    in G's phase) builds no graph towards them and the backward computes no gradient the step would throw away."""
+    params = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    for p, _ in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in params:
+            p.requires_grad_(flag)
+
+
+@dataclass
+class CycleGANConfig:
+    image_size: int = help("training image side in pixels (a multiple of 4 for the ResNet generators)", 256)
+    channels: int = help("image channels of both domains (3 colour, 1 grayscale)", 3)
+    netG: str = help(
+        f"generators: auto (resnet_9blocks at >= 256 px, resnet_6blocks below) or {GENERATORS_HELP}", "auto"
+    )
+    netD: str = help("discriminators: basic (70x70 PatchGAN), n_layers (PatchGAN of n_layers_D), pixel (1x1)", "basic")
+    n_layers_D: int = help("stride-2 layers of the n_layers discriminator", 3)
+    ngf: int = help("generator width (channels of its first layer)", 64)
+    ndf: int = help("discriminator width (channels of its first layer)", 64)
+    norm: str = help("normalisation: instance, batch or none", "instance")
+    dropout: bool = help("dropout 0.5 inside the generators' residual blocks (off in the paper)", False)
+    init_type: str = help("weight init: normal, xavier, kaiming, orthogonal", "normal")
+    init_gain: float = help("std of the normal init (gain of xavier/orthogonal)", 0.02)
+    loss: str = help("adversarial loss: lsgan (the paper's), standard, hinge ... or a plugin's", "lsgan")
+    lambda_a: float = help("weight of the cycle loss A -> B -> A", 10.0)
+    lambda_b: float = help("weight of the cycle loss B -> A -> B", 10.0)
+    lambda_identity: float = help("identity loss weight, relative to lambda_a / lambda_b (0 = off)", 0.5)
+    pool_size: int = help("generated images kept per discriminator in the history pool (0 = no pool)", 50)
+    lr: float = help("Adam learning rate of the generators and the discriminators", 2e-4)
+    beta1: float = help("Adam beta1", 0.5)
+    beta2: float = help("Adam beta2", 0.999)
+    batch_size: int = help("batch size (1 in the paper)", 1)
+    decay_start: int = help("step where the linear lr decay begins; -1 = half of the training steps", -1)
+    decay_steps: int = help("steps of the linear decay to 0; 0 = until the end of training", 0)
+    jitter: bool = help("random jitter: resize to load_size, random crop back to image_size (train split)", True)
+    load_size: int = help("side before the random crop; 0 = image_size * 286/256 (286 for 256)", 0)
+    flip: bool = help("random horizontal mirroring (train split)", True)
+    data: str = help("default data spec when none is given", "shapes-styles")
+
+    @property
+    def generator(self) -> str:
+        if self.netG != "auto":
+            return self.netG
+        return "resnet_9blocks" if self.image_size >= 256 else "resnet_6blocks"
+
+    def validate(self) -> None:
+        from dataclasses import replace
+
+        check_common(replace(self, netG=self.generator), "cyclegan")
+        for name in ("lambda_a", "lambda_b", "lambda_identity"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.pool_size < 0:
+            raise ConfigError(f"pool_size must be >= 0, got {self.pool_size}")
+
+
+class CycleGAN(GANVariant):
+    """CycleGAN (Zhu et al. 2017): G_A: A -> B and G_B: B -> A, D_A judges B, D_B judges A."""
+
+    name = "cyclegan"
+    task = Task.UNPAIRED
+    Config = CycleGANConfig
+    description = "CycleGAN (Zhu et al. 2017): unpaired translation, 2 ResNet G + 2 PatchGAN D, cycle + identity"
+    tags = {
+        "res128": {"image_size": 128},
+        "shapes": {"image_size": 64, "netG": "resnet_6blocks", "ngf": 16, "ndf": 32},
+        "shapes32": {"image_size": 32, "netG": "resnet_6blocks", "ngf": 16, "ndf": 32},
+    }
+    ema_modules = ("G_A", "G_B")
+    # Reflection padding and InstanceNorm run slower in channels_last on CPU (-15% measured), so stay NCHW.
+    channels_last = False
+    default_data_spec = "shapes-styles"
+    tiny = {
+        "image_size": 32,
+        "netG": "resnet_6blocks",
+        "ngf": 4,
+        "ndf": 4,
+        "batch_size": 2,
+        "pool_size": 3,
+        "decay_start": 1,
+        "decay_steps": 8,
+    }
+
+    def __init__(self, config: CycleGANConfig | None = None):
+        super().__init__(config)
+        c = self.config
+        self.adv = get_loss(c.loss)
+        self.stride = generator_stride(c.generator)
+
+        def gen() -> nn.Module:
+            return build_generator(
+                c.generator, c.channels, c.channels, c.ngf, c.norm, c.dropout, c.init_type, c.init_gain
+            )
+
+        def disc() -> nn.Module:
+            return build_discriminator(c.netD, c.channels, c.ndf, c.n_layers_D, c.norm, c.init_type, c.init_gain)
+
+        self.G_A, self.G_B, self.D_A, self.D_B = gen(), gen(), disc(), disc()
+        self.pool_A = HistoryPool(c.pool_size)  # generated A images (G_B's), shown to D_B
+        self.pool_B = HistoryPool(c.pool_size)  # generated B images (G_A's), shown to D_A
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
+
+    def data_options(self) -> dict[str, Any]:
+        return jitter_options(self.config)
+
+    def stages(self) -> list[Stage]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        # G first, then D on the cached fakes, as the reference's optimize_parameters does.
+        return [Stage("train", (Phase("g", ("G_A", "G_B"), c.lr, betas), Phase("d", ("D_A", "D_B"), c.lr, betas)))]
+
+    def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
+        return linear_decay(step, total_steps, self.config.decay_start, self.config.decay_steps)
+
+    def loss(self, phase: str, batch: dict[str, Any], state: StepState) -> dict[str, Tensor]:
+        c = self.config
+        real_a, real_b = batch["a"], batch["b"]
+        if phase == "g":
+            fake_b = self.G_A(real_a)
+            rec_a = self.G_B(fake_b)
+            fake_a = self.G_B(real_b)
+            rec_b = self.G_A(fake_a)
+            state.cache["fake_a"], state.cache["fake_b"] = fake_a.detach(), fake_b.detach()
+            with frozen(self.D_A, self.D_B):
+                gan_a = self.adv.g(self.D_A(fake_b))
+                gan_b = self.adv.g(self.D_B(fake_a))
+            cycle_a = l1(rec_a, real_a) * c.lambda_a
+            cycle_b = l1(rec_b, real_b) * c.lambda_b
+            loss = gan_a + gan_b + cycle_a + cycle_b
+            out = {
+                "gan_a": gan_a.detach(),
+                "gan_b": gan_b.detach(),
+                "cycle_a": cycle_a.detach(),
+                "cycle_b": cycle_b.detach(),
+            }
+            if c.lambda_identity > 0:
+                # G_A should leave B images alone (and G_B A images): keeps colours when they need not change.
+                idt_a = l1(self.G_A(real_b), real_b) * c.lambda_b * c.lambda_identity
+                idt_b = l1(self.G_B(real_a), real_a) * c.lambda_a * c.lambda_identity
+                loss = loss + idt_a + idt_b
+                out.update(idt_a=idt_a.detach(), idt_b=idt_b.detach())
+            return {"loss": loss, **out}
+        if phase == "d":
+            fake_a, fake_b = state.cache.pop("fake_a", None), state.cache.pop("fake_b", None)
+            if fake_a is None or fake_b is None:
+                with torch.no_grad():
+                    fake_a, fake_b = self.G_B(real_b), self.G_A(real_a)
+            fake_b = self.pool_B.query(fake_b)
+            fake_a = self.pool_A.query(fake_a)
+            loss_da = 0.5 * (self.adv.d_real(self.D_A(real_b)) + self.adv.d_fake(self.D_A(fake_b)))
+            loss_db = 0.5 * (self.adv.d_real(self.D_B(real_a)) + self.adv.d_fake(self.D_B(fake_a)))
+            return {"loss": loss_da + loss_db, "d_a": loss_da.detach(), "d_b": loss_db.detach()}
+        raise ValueError(f"unknown phase {phase!r}")
+
+    @torch.no_grad()
+    def generate(self, a: Tensor | None = None, b: Tensor | None = None, **inputs: Any) -> Tensor:
+        """``generate(a=x)`` translates domain A -> B with G_A, ``generate(b=y)`` B -> A with G_B. Images are
+        ``B x C x H x W`` or ``C x H x W``, ``[-1, 1]`` floats or uint8, of any size (padded to a multiple of 4)."""
+        if (a is None) == (b is None):
+            raise ConfigError("cyclegan.generate needs exactly one of a= (A -> B) or b= (B -> A)")
+        net = self.G_A if a is not None else self.G_B
+        x = as_pm1(a if a is not None else b)
+        single = x.dim() == 3
+        x = x[None] if single else x
+        if x.shape[1] != self.config.channels:
+            raise ConfigError(f"cyclegan expects {self.config.channels}-channel images, got {x.shape[1]} channels")
+        out = run_padded(net, x.to(self.device), self.stride)
+        return out[0] if single else out
+
+    def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
+        if batch is None:
+            raise ConfigError("cyclegan sample grids need a batch of the data")
+        return {"a": batch["a"][:n], "b": batch["b"][:n]}
+
+    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
+        """a | G_A(a) | b | G_B(b), one row per item."""
+        a, b = inputs["a"], inputs["b"]
+        return side_by_side(a, self.generate(a=a), b, self.generate(b=b))

@@ -1,0 +1,132 @@
+"""CycleGAN: history pool (saved in checkpoints, resumable), both directions, unpaired data and its hidden pairing.
+
+(The conformance kit in test_conformance.py trains every stage and checks export and exact resume, pool included.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ganzoo_cyclegan.variant import CycleGAN, HistoryPool
+from PIL import Image
+
+import ganzoo
+from ganzoo.data.base import DataError, DataRequest
+from ganzoo.data.translation import ShapesStylesDataset, UnalignedFolderDataset
+from ganzoo.errors import ConfigError
+
+
+def test_pool_fills_then_swaps_with_torch_rng_and_round_trips_through_state_dict():
+    pool = HistoryPool(4)
+    x = torch.arange(6, dtype=torch.float32).view(6, 1, 1, 1).expand(6, 1, 2, 2)
+    assert torch.equal(pool.query(x[:3]), x[:3]) and int(pool.count) == 3
+    torch.manual_seed(5)
+    first = pool.query(x[3:])  # one more fills the pool, the other may be swapped
+    assert int(pool.count) == 4 and torch.equal(first[0], x[3])
+    state = {k: v.clone() for k, v in pool.state_dict().items()}
+    assert state["images"].shape == (4, 1, 2, 2)
+    torch.manual_seed(7)
+    out = torch.cat([pool.query(x + 10) for _ in range(5)])
+    # A fresh pool loaded from the saved state, with the same RNG state, answers identically.
+    again = HistoryPool(4)
+    again.load_state_dict(state)
+    torch.manual_seed(7)
+    assert torch.equal(out, torch.cat([again.query(x + 10) for _ in range(5)]))
+    # Over many queries some answers come from the pool (older images) and some are the new ones.
+    assert (out < 10).any() and (out >= 10).any()
+    assert torch.equal(HistoryPool(0).query(x), x)
+
+
+def test_pool_is_in_the_state_dict_that_checkpoints_and_model_files_hold(tmp_path):
+    from ganzoo.api import load, save_model
+    from ganzoo.variant import StepState
+
+    torch.manual_seed(0)
+    v = ganzoo.create("cyclegan", **CycleGAN.tiny)
+    batch = {"a": torch.rand(2, 3, 32, 32) * 2 - 1, "b": torch.rand(2, 3, 32, 32) * 2 - 1}
+    for step in range(2):
+        state = StepState(step=step, stage="train")
+        v.loss("g", batch, state)
+        v.loss("d", batch, state)
+    sd = v.state_dict()
+    assert sd["pool_A.images"].shape == (3, 3, 32, 32) and int(sd["pool_A.count"]) == 3
+    back = load(save_model(v, tmp_path / "m.safetensors"))
+    assert torch.equal(back.pool_B.images, v.pool_B.images) and back.pool_B._n == 3
+    # A model without a pool (imported from the reference) loads with an empty one.
+    fresh = ganzoo.create("cyclegan", **CycleGAN.tiny)
+    fresh.load_state_dict({k: x for k, x in sd.items() if "pool" not in k})
+    assert int(fresh.pool_A.count) == 0
+
+
+def test_generate_both_directions_any_size():
+    torch.manual_seed(0)
+    v = ganzoo.create("cyclegan", **CycleGAN.tiny).eval()
+    x = torch.rand(2, 3, 30, 42) * 2 - 1
+    ya, yb = v.generate(a=x), v.generate(b=x)
+    assert ya.shape == yb.shape == x.shape and not torch.equal(ya, yb)
+    assert torch.equal(ya, v.G_A(torch.nn.functional.pad(x, (0, 2, 0, 2), mode="reflect"))[..., :30, :42])
+    with pytest.raises(ConfigError, match="exactly one"):
+        v.generate(a=x, b=x)
+    assert CycleGAN.make_config().generator == "resnet_9blocks"  # the paper: 9 blocks at 256, 6 at 128
+    assert CycleGAN.make_config(CycleGAN.tags["res128"]).generator == "resnet_6blocks"
+
+
+def test_g_phase_builds_no_graph_into_the_discriminators():
+    torch.manual_seed(0)
+    v = ganzoo.create("cyclegan", **CycleGAN.tiny)
+    batch = {"a": torch.rand(2, 3, 32, 32) * 2 - 1, "b": torch.rand(2, 3, 32, 32) * 2 - 1}
+    from ganzoo.variant import StepState
+
+    state = StepState(step=0, stage="train")
+    losses = v.loss("g", batch, state)
+    losses["loss"].backward()
+    assert all(p.grad is None for p in v.D_A.parameters()) and all(p.requires_grad for p in v.D_A.parameters())
+    assert all(p.grad is not None for p in v.G_A.parameters())
+    assert set(losses) >= {"gan_a", "gan_b", "cycle_a", "cycle_b", "idt_a", "idt_b"}
+    d = v.loss("d", batch, state)
+    assert torch.isfinite(d["loss"]) and int(v.pool_A.count) == 2
+
+
+def test_shapes_styles_unpaired_with_hidden_pairing():
+    req = DataRequest("unpaired", image_size=32, options={"load_size": 36, "flip": True})
+    ds = ShapesStylesDataset(req)
+    item = ds[3]
+    assert {k: tuple(x.shape) for k, x in item.items()} == {"a": (3, 32, 32), "b": (3, 32, 32), "b_true": (3, 32, 32)}
+    assert all(torch.equal(item[k], ShapesStylesDataset(req)[3][k]) for k in item)
+
+    def ink(x):  # foreground mask: far from the background colour (the corners' median)
+        corners = torch.stack([x[:, 0, 0], x[:, 0, -1], x[:, -1, 0], x[:, -1, -1]]).float().median(0).values
+        return (x.float() - corners[:, None, None]).abs().sum(0) > 60
+
+    def iou(m, n):
+        return float((m & n).sum()) / max(1, float((m | n).sum()))
+
+    same = np.mean([iou(ink(ds[k]["a"]), ink(ds[k]["b_true"])) for k in range(12)])
+    other = np.mean([iou(ink(ds[k]["a"]), ink(ds[k]["b"])) for k in range(12)])
+    assert same > 0.7 and other < 0.5
+
+
+def _save(path, arr):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def test_unaligned_folder_reader(tmp_path):
+    rng = np.random.default_rng(0)
+    for name, n in (("trainA", 3), ("trainB", 2), ("testA", 1), ("testB", 1)):
+        for i in range(n):
+            _save(tmp_path / name / f"{i}.png", rng.integers(0, 255, (20, 24, 3), dtype=np.uint8))
+    ds = UnalignedFolderDataset(tmp_path, DataRequest("unpaired", image_size=16))
+    assert len(ds) == 3
+    assert ds[4]["a"].shape == (3, 16, 16) and torch.equal(ds[4]["a"], ds[1]["a"])
+    assert torch.equal(ds[7]["b"], UnalignedFolderDataset(tmp_path, DataRequest("unpaired", image_size=16))[7]["b"])
+    assert len({ds[k]["b"].sum().item() for k in range(12)}) == 2  # both B files get drawn
+    val = UnalignedFolderDataset(tmp_path, DataRequest("unpaired", split="val", image_size=16))
+    assert len(val) == 1
+    (tmp_path / "testB" / "0.png").unlink()
+    (tmp_path / "testB").rmdir()
+    with pytest.raises(DataError, match="testB"):
+        UnalignedFolderDataset(tmp_path, DataRequest("unpaired", split="test", image_size=16))
+    with pytest.raises(DataError, match="unpaired"):
+        ganzoo.registry.get("dataset", "unaligned").obj(str(tmp_path), DataRequest("paired"))
