@@ -189,9 +189,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  checkpoint: {result['checkpoint']}")
     print(f"  model:      {result['model']}")
     print("next:")
-    print(f"  ganzoo sample {result['model']} -n 64 -o samples.png    # new samples from the trained model")
+    model = result["model"]
+    use = {
+        "unconditional": f"ganzoo sample {model} -n 64 -o samples.png    # new samples from the trained model",
+        "paired": f"ganzoo translate {model} INPUT... -o OUT_DIR    # translate images",
+        "unpaired": f"ganzoo translate {model} INPUT... -o OUT_DIR [--direction b2a]    # translate images",
+        "super_resolution": f"ganzoo upscale {model} INPUT... -o OUT_DIR    # upscale images",
+        "anomaly": f"ganzoo score {model} INPUT... --csv scores.csv    # anomaly scores and verdicts",
+        "text_to_image": f'ganzoo generate {model} "a red circle" -o image.png    # images from a caption',
+    }[str(variant.task)]
+    print(f"  {use}")
+    print(f"  ganzoo eval {model}    # the task's metrics, with provenance")
     print(f"  ganzoo train {args.name} --out {out} --resume --steps {tcfg.steps * 2}    # keep training")
-    print(f"  python -c \"import ganzoo; m = ganzoo.load('{result['model']}'); print(m.generate(n=4).shape)\"")
     return 0
 
 
