@@ -1,0 +1,181 @@
+"""The SRGAN variant: SRResNet pretraining with MSE, then adversarial training with a content loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganzoo import GANVariant, Phase, Stage, StepState, Task
+from ganzoo.config import help
+from ganzoo.errors import ConfigError, UnknownNameError
+from ganzoo.losses import get_loss, loss_names
+
+from .model import (
+    CONTENT_LOSSES,
+    ContentLoss,
+    Discriminator,
+    SRResNet,
+    bicubic_upscale,
+    get_content_loss,
+    upscale_steps,
+    upscale_tiled,
+)
+
+
+@dataclass
+class SRGANConfig:
+    scale: int = help("upscaling factor: 2, 4 or 8 (one sub-pixel x2 stage each)", 4)
+    image_size: int = help("HR training crop side in pixels (a multiple of scale)", 96)
+    channels: int = help("image channels (3 colour, 1 grayscale)", 3)
+    n_feats: int = help("generator width (feature maps of the residual blocks)", 64)
+    n_blocks: int = help("generator residual blocks", 16)
+    ndf: int = help("discriminator width (first conv; doubles to 8x)", 64)
+    d_dense: int = help("units of the discriminator's dense layer", 1024)
+    gan: bool = help("train the adversarial stage after SRResNet pretraining; false = SRResNet only", True)
+    pretrain_steps: int = help("steps of the SRResNet (MSE) stage before the GAN stage (10^6 in the paper)", 1_000_000)
+    gan_lr_decay_at: int = help("GAN-stage step at which the learning rate drops to 1/10 (10^5 in the paper)", 100_000)
+    content_loss: str = help("content loss of the GAN stage: vgg54 (falls back to mse without weights) or mse", "vgg54")
+    vgg_weights: str = help(
+        "path of torchvision's VGG19 weights (else $GANZOO_VGG19_WEIGHTS, then torch hub's cache)", ""
+    )
+    adv_weight: float = help("weight of the adversarial term in the generator loss", 1e-3)
+    loss: str = help("adversarial loss: standard, minimax, lsgan, hinge, wgan, or a plugin's", "standard")
+    lr: float = help("Adam learning rate of G and D", 1e-4)
+    beta1: float = help("Adam beta1", 0.9)
+    beta2: float = help("Adam beta2", 0.999)
+    batch_size: int = help("batch size", 16)
+    data: str = help("default data spec when none is given", "shapes-sr")
+
+    def validate(self) -> None:
+        try:
+            upscale_steps(self.scale)
+        except ValueError as e:
+            raise ConfigError(f"scale: {e}") from None
+        if self.image_size < self.scale or self.image_size % self.scale:
+            raise ConfigError(f"image_size {self.image_size} must be a positive multiple of scale {self.scale}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
+        for name in ("n_feats", "ndf", "d_dense", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("n_blocks", "pretrain_steps", "gan_lr_decay_at"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.gan and self.pretrain_steps < 1:
+            raise ConfigError("pretrain_steps must be >= 1 when the GAN stage follows (gan=true)")
+        if self.lr <= 0 or self.adv_weight < 0:
+            raise ConfigError(f"lr must be > 0 and adv_weight >= 0, got {self.lr}, {self.adv_weight}")
+        if self.content_loss not in CONTENT_LOSSES:
+            raise UnknownNameError("content loss", self.content_loss, CONTENT_LOSSES)
+        if self.loss not in loss_names():
+            raise UnknownNameError("loss", self.loss, loss_names())
+
+
+class SRGAN(GANVariant):
+    """SRGAN (Ledig et al. 2017): SRResNet super-resolution (x4, x2, x8), MSE-pretrained, then GAN with VGG54."""
+
+    name = "srgan"
+    task = Task.SUPER_RESOLUTION
+    Config = SRGANConfig
+    tags = {
+        "srresnet": {"gan": False},
+        "x2": {"scale": 2},
+        "x8": {"scale": 8},
+    }
+    ema_modules = ("G",)
+    default_data_spec = "shapes-sr"
+    tiny = {
+        "image_size": 16,
+        "n_feats": 8,
+        "n_blocks": 2,
+        "ndf": 4,
+        "d_dense": 16,
+        "batch_size": 2,
+        "pretrain_steps": 1,
+        "content_loss": "mse",
+    }
+
+    def __init__(self, config: SRGANConfig | None = None):
+        super().__init__(config)
+        c = self.config
+        self.adv = get_loss(c.loss)
+        self.G = SRResNet(c.channels, c.n_feats, c.n_blocks, c.scale)
+        self.D = Discriminator(c.channels, c.ndf, c.d_dense)
+        self._content: ContentLoss | None = None  # built on first use: VGG is loaded only for the GAN stage
+
+    @property
+    def content(self) -> ContentLoss:
+        if self._content is None:
+            self._content = get_content_loss(self.config.content_loss, self.config.vgg_weights or None)
+        return self._content
+
+    def data_options(self) -> dict[str, Any]:
+        return {"scale": self.config.scale, "crop": self.config.image_size}
+
+    def stages(self) -> list[Stage]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        if not c.gan:
+            return [Stage("pretrain", (Phase("g_mse", ("G",), c.lr, betas),))]
+        return [
+            Stage("pretrain", (Phase("g_mse", ("G",), c.lr, betas),), steps=c.pretrain_steps),
+            Stage("gan", (Phase("d", ("D",), c.lr, betas), Phase("g", ("G",), c.lr, betas))),
+        ]
+
+    def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
+        c = self.config
+        if phase.name in ("d", "g") and step >= c.pretrain_steps + c.gan_lr_decay_at:
+            return 0.1
+        return 1.0
+
+    def loss(self, phase: str, batch: dict[str, Any], state: StepState) -> dict[str, Tensor]:
+        lr, hr = batch["lr"], batch["hr"]
+        if phase == "g_mse":
+            mse = (self.G(lr).float() - hr.float()).square().mean()
+            # PSNR on the [-1, 1] scale (peak-to-peak 2): a readable progress figure, all channels, no shave.
+            return {"loss": mse, "psnr": (10 * torch.log10(4 / mse.detach().clamp_min(1e-12)))}
+        if phase == "d":
+            sr = self.G(lr)
+            state.cache["sr"] = sr  # reused by G's phase: one generator forward per step
+            real, fake = self.D(hr), self.D(sr.detach())
+            loss = self.adv.d_real(real) + self.adv.d_fake(fake)
+            return {"loss": loss, "real": real.detach().float().mean(), "fake": fake.detach().float().mean()}
+        if phase == "g":
+            sr = state.cache.pop("sr", None)
+            if sr is None:
+                sr = self.G(lr)
+            content = self.content(sr, hr)
+            adv = self.adv.g(self.D(sr))
+            return {"loss": content + self.config.adv_weight * adv, "content": content.detach(), "adv": adv.detach()}
+        raise ValueError(f"unknown phase {phase!r}")
+
+    @torch.no_grad()
+    def generate(self, lr: Tensor, tile: int = 0, overlap: int | None = None) -> Tensor:
+        """Super-resolve ``lr`` (``B x C x h x w`` or ``C x h x w`` floats in [-1, 1]) to ``scale`` times its size,
+        in [-1, 1]. ``tile`` > 0 processes LR tiles of that side with ``overlap`` pixels of context each, so memory
+        stays bounded on large images; the default overlap is the generator's receptive radius, which makes the
+        tiled output equal the untiled one (in eval mode) and so free of seams."""
+        if overlap is None:
+            overlap = self.G.receptive_radius()
+        squeeze = lr.dim() == 3
+        x = (lr[None] if squeeze else lr).to(self.device, torch.float32)
+        if x.shape[1] != self.config.channels:
+            raise ConfigError(f"this model takes {self.config.channels}-channel images, got {x.shape[1]} channels")
+        out = upscale_tiled(self.G, x, self.config.scale, tile, overlap).clamp(-1, 1)
+        return out[0] if squeeze else out
+
+    def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
+        if batch is None:
+            raise ConfigError("srgan sample grids need a data batch")
+        n = min(n, 12, batch["lr"].shape[0])
+        return {"lr": batch["lr"][:n], "hr": batch["hr"][:n]}
+
+    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
+        """Triplets per input: bicubic upsampling, the model's output, the HR ground truth."""
+        lr, hr = inputs["lr"].to(self.device), inputs["hr"].to(self.device)
+        sr = self.generate(lr)
+        bic = bicubic_upscale(lr, self.config.scale)
+        return torch.stack([bic, sr.float(), hr.float().clamp(-1, 1)], 1).flatten(0, 1)
