@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ganzoo plugins tests benchmarks
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 tests
 
 bench: $(STAMP)
 	$(BIN)/ganzoo bench --out benchmarks/results

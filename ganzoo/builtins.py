@@ -17,6 +17,24 @@ def ganzoo_register_losses(register: Callable[..., None]) -> None:
 
 @hookimpl
 def ganzoo_register_datasets(register: Callable[..., None]) -> None:
+    from .data import anomaly, captions, sr, translation
     from .data.builtin import register_builtin
 
+    # One module per task: unconditional (builtin), paired/unpaired, text-to-image, anomaly, super-resolution.
     register_builtin(register)
+    for module in (translation, captions, anomaly, sr):
+        module.register_datasets(register)
+
+
+@hookimpl
+def ganzoo_register_metrics(register: Callable[..., None]) -> None:
+    from .metrics.builtin import register_metrics
+
+    register_metrics(register)
+
+
+@hookimpl
+def ganzoo_register_commands(register: Callable[..., None]) -> None:
+    from .metrics.commands import register_commands
+
+    register_commands(register)
