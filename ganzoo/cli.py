@@ -126,6 +126,20 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import download as dl
+
+    if args.action == "list":
+        for name, (_, remote, layout) in sorted(dl.DATASETS.items()):
+            print(f"{name:<24} {layout:<10} {remote}")
+        return 0
+    if not args.name:
+        raise UsageError("ganzoo data download: name the dataset (see `ganzoo data list`)")
+    folder = dl.download(args.name, args.root, args.base_url, args.sha256)
+    print(f"{args.name} is in {folder}; train on it with --data {dl.spec_for(args.name, folder)}")
+    return 0
+
+
 # ---- train -----------------------------------------------------------------------------------------------------------
 
 
@@ -315,6 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("datasets", help="registered datasets and the tasks they serve")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_datasets)
+
+    s = sub.add_parser("data", help="list or download the public pix2pix / CycleGAN datasets")
+    s.add_argument("action", choices=["list", "download"])
+    s.add_argument("name", nargs="?")
+    s.add_argument("--root", help="where to keep archives and extracted data (default $GANZOO_DATA or the cache)")
+    s.add_argument("--base-url", help="download from this mirror instead of the authors' host")
+    s.add_argument("--sha256", help="expected sha256 of the archive")
+    s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("train", help="train a variant")
     s.add_argument("name", help="variant name, e.g. dcgan or dcgan.mnist")
