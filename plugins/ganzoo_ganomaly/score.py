@@ -1,0 +1,126 @@
+"""``ganzoo score``: anomaly scores and verdicts of image files, or AUROC/AUPRC of a model on a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganzoo.data.base import DataError
+from ganzoo.errors import ConfigError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="run directory or exported .safetensors file of an anomaly model")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders (searched recursively)")
+    parser.add_argument("--csv", metavar="FILE", help="also write path,score,verdict rows to FILE")
+    parser.add_argument("--threshold", type=float, help="anomalous when score >= T (default: the model's calibrated)")
+    parser.add_argument("--pictures", metavar="DIR", help="write input | reconstruction | difference per image")
+    parser.add_argument("--data", metavar="SPEC", help="evaluate on a labelled dataset, e.g. mnist-anomaly:DIR")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split of --data")
+    parser.add_argument("--max-items", dest="max_items", type=int, help="score at most this many items of --data")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="first calibrate on the val split of --data and save the model"
+    )
+    parser.add_argument("--save", metavar="FILE", help="where --calibrate saves (default: MODEL itself)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", dest="batch_size", type=int, default=256)
+
+
+def _image_files(inputs: list[str]) -> list[Path]:
+    from ganzoo.data.files import IMAGE_EXTENSIONS, list_images
+
+    files: list[Path] = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            files += list_images(p)
+        elif p.is_file():
+            if not p.name.lower().endswith(IMAGE_EXTENSIONS):
+                raise DataError(f"{p} is not an image; valid extensions: {', '.join(IMAGE_EXTENSIONS)}")
+            files.append(p)
+        else:
+            raise DataError(f"input not found: {p}")
+    return files
+
+
+def _picture(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """Input, reconstruction and |difference| (black = equal, white = off by the full range) side by side, enlarged
+    to at least 96 pixels so small images can be seen."""
+    diff = (x - recon).abs().clamp(0, 1) * 2 - 1
+    row = torch.cat([x, recon, diff], dim=2)
+    factor = max(1, -(-96 // x.shape[1]))
+    return row.repeat_interleave(factor, 1).repeat_interleave(factor, 2)
+
+
+def _score_files(model: Any, args: argparse.Namespace, threshold: float | None) -> None:
+    from ganzoo.data.files import load_image
+    from ganzoo.utils.images import save_image
+
+    files = _image_files(args.inputs)
+    c = model.config
+    images = torch.stack([load_image(f, c.channels, c.image_size) for f in files])
+    r = model.reconstruct(images, args.batch_size)
+    raw = r["latent"] if c.score == "latent" else r["recon_error"]
+    scores = model.normalize(raw)
+    verdicts = [
+        "-" if threshold is None else ("anomalous" if float(s) >= threshold else "normal") for s in scores.tolist()
+    ]
+    rows = [(str(f), float(s), v) for f, s, v in zip(files, scores.tolist(), verdicts)]
+    width = max(len(p) for p, _, _ in rows)
+    for p, s, v in rows:
+        print(f"{p:<{width}}  {s:10.5f}  {v}")
+    if threshold is None:
+        print("ganzoo: no threshold (model not calibrated); pass --threshold for verdicts", file=sys.stderr)
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "score", "verdict"])
+            w.writerows([(p, f"{s:.6g}", v) for p, s, v in rows])
+    if args.pictures:
+        out = Path(args.pictures)
+        x = images.float().div(127.5).sub(1.0)
+        for i, f in enumerate(files):
+            save_image(_picture(x[i], r["recon"][i]), out / f"{i:04d}_{f.stem}.png")
+        print(f"wrote {len(files)} pictures (input | reconstruction | difference) to {out}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganzoo.api import load, save_model
+    from ganzoo.train.data import build_dataset
+    from ganzoo.variant import Task
+
+    from .variant import GANomaly, calibrate, evaluate
+
+    if not args.inputs and not args.data:
+        raise ConfigError("nothing to score: give INPUT files/folders, or --data SPEC to evaluate on a dataset")
+    if args.calibrate and not args.data:
+        raise ConfigError("--calibrate needs --data SPEC (it calibrates on that dataset's val split)")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model = load(args.model, device=args.device)
+    if model.task != Task.ANOMALY or not isinstance(model, GANomaly):
+        raise ConfigError(f"{args.model} holds a {model.task} model ({model.name}); `score` needs an anomaly model")
+    if args.calibrate:
+        record = calibrate(model, build_dataset(args.data, model, split="val"))
+        target = Path(args.save) if args.save else Path(args.model)
+        if target.is_dir():
+            target = target / "model.safetensors"
+        save_model(model, target)
+        shown = {k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}
+        print(f"calibrated on the val split of {args.data}: {shown}; saved to {target}")
+    threshold = args.threshold if args.threshold is not None else model.threshold
+    if args.inputs:
+        _score_files(model, args, threshold)
+    if args.data:
+        ds = build_dataset(args.data, model, split=args.split)
+        res = evaluate(model, ds, args.max_items, threshold)
+        print(f"{args.data} [{args.split}]: {res['n']} items, {res['n_anomalous']} anomalous")
+        for key in ("auroc", "auprc", "f1", "accuracy", "threshold"):
+            if key in res:
+                print(f"  {key:<9} {res[key]:.4f}")
+    return 0
