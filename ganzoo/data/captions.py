@@ -493,20 +493,27 @@ def _check(name: str, request: DataRequest) -> None:
         raise DataError(f"dataset {name!r} does not serve task {task!r}; it serves: {', '.join(_TASKS)}")
 
 
+def _text_options(request: DataRequest) -> dict:
+    """The tokenizer settings a text-to-image variant passes through ``DataRequest.options``."""
+    opts = request.options
+    return {
+        "vocab": opts.get("vocab"),
+        "max_words": int(opts.get("max_words", 18)),
+        "vocab_size": opts.get("vocab_size"),
+    }
+
+
 def shapes_captions_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``shapes-captions``: procedural captioned scenes of one or two shapes."""
     _check("shapes-captions", request)
     if arg:
         raise DataError(f"dataset 'shapes-captions' takes no argument, got shapes-captions:{arg}")
-    opts = request.options
     return ShapesCaptionsDataset(
         request.image_size,
         request.channels,
         request.split,
         request.seed,
-        vocab=opts.get("vocab"),
-        max_words=int(opts.get("max_words", 18)),
-        vocab_size=opts.get("vocab_size"),
+        **_text_options(request),
     )
 
 
@@ -515,15 +522,12 @@ def captions_factory(arg: str | None, request: DataRequest) -> Dataset:
     _check("captions", request)
     if not arg:
         raise DataError("dataset 'captions' needs a path: captions:/path/to/images_and_txt")
-    opts = request.options
     return CaptionFolderDataset(
         Path(arg).expanduser(),
         request.image_size,
         request.channels,
         request.seed,
-        vocab=opts.get("vocab"),
-        max_words=int(opts.get("max_words", 18)),
-        vocab_size=opts.get("vocab_size"),
+        **_text_options(request),
     )
 
 
@@ -532,16 +536,13 @@ def mnist_captions_factory(arg: str | None, request: DataRequest) -> Dataset:
     _check("mnist-captions", request)
     if not arg:
         raise DataError("dataset 'mnist-captions' needs a path: mnist-captions:/path/to/mnist_dir")
-    opts = request.options
     return MnistCaptionsDataset(
         Path(arg).expanduser(),
         request.image_size,
         request.channels,
         request.split,
         request.seed,
-        vocab=opts.get("vocab"),
-        max_words=int(opts.get("max_words", 18)),
-        vocab_size=opts.get("vocab_size"),
+        **_text_options(request),
     )
 
 

@@ -42,9 +42,9 @@ DATASETS: dict[str, tuple[str, str, str]] = {
 
 
 def default_root() -> Path:
-    return Path(
-        os.environ.get("GANZOO_DATA", Path(os.environ.get("GANZOO_CACHE", Path.home() / ".cache" / "ganzoo")) / "data")
-    )
+    from ..utils.download import cache_dir
+
+    return Path(os.environ.get("GANZOO_DATA", cache_dir() / "data"))
 
 
 def _sums(root: Path) -> dict[str, str]:
@@ -79,7 +79,7 @@ def download(name: str, root: str | Path | None = None, base_url: str | None = N
     """Download and extract dataset ``name``; returns its folder. ``base_url`` replaces the authors' host (mirrors,
     tests)."""
     from ..errors import UnknownNameError
-    from ..metrics.inception import download_file, sha256_file
+    from ..utils.download import download_file, sha256_file
 
     if name not in DATASETS:
         raise UnknownNameError("downloadable dataset", name, DATASETS)

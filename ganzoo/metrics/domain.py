@@ -34,8 +34,8 @@ from torch import Tensor, nn
 
 from ganzoo.data.base import DataRequest
 from ganzoo.errors import GanzooError
-from ganzoo.metrics.inception import cache_dir
 from ganzoo.metrics.modes import class_histogram_stats, stacked_classes
+from ganzoo.utils.download import cache_dir
 
 __all__ = [
     "DOMAIN_DATASETS",

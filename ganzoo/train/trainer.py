@@ -345,8 +345,9 @@ class Trainer:
             self.dist.barrier()  # the others read it only once it is complete (rollback)
         return path
 
-    def load_checkpoint(self, path: str | Path) -> None:
-        tensors, meta = ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT)
+    def load_checkpoint(self, path: str | Path, loaded: tuple[dict, dict] | None = None) -> None:
+        """Restore the run from ``path``; ``loaded`` is its already read and verified ``(tensors, meta)``."""
+        tensors, meta = loaded if loaded is not None else ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT)
         if meta.get("ganzoo.variant", "").split(".")[0] != self.variant.name:
             raise CheckpointError(
                 f"{str(path)!r} holds a {meta.get('ganzoo.variant')!r} run, not {self.variant.name!r}"
@@ -385,14 +386,15 @@ class Trainer:
         self.step = int(state["step"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
 
-    def _latest_valid_checkpoint(self) -> Path | None:
+    def _latest_valid_checkpoint(self) -> tuple[Path, tuple[dict, dict]] | None:
+        """The newest checkpoint that reads and verifies, with its contents (so it is read and hashed once)."""
         errors = []
         for _, path in ckpt.list_checkpoints(self.ckpt_dir):
             try:
-                ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT)
+                loaded = ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT)
                 if errors and self.main:
                     print(f"ganzoo: skipped unreadable checkpoints: {'; '.join(errors)}", file=sys.stderr)
-                return path
+                return path, loaded
             except CheckpointError as e:
                 errors.append(str(e))
         if errors:
@@ -505,7 +507,7 @@ class Trainer:
                 + "; lower the learning rate, try another loss or precision fp32"
             )
         scale = self.lr_scale * 0.5
-        self.load_checkpoint(latest)
+        self.load_checkpoint(*latest)
         self.lr_scale = scale
         self._consecutive_skips = torch.zeros((), device=self.device)
         if self.main:
@@ -547,7 +549,7 @@ class Trainer:
         if self.resume:
             latest = self._latest_valid_checkpoint()
             if latest is not None:
-                self.load_checkpoint(latest)
+                self.load_checkpoint(*latest)
         if self.main:
             self._write_run_json()
             for stale in self.ckpt_dir.glob(".tmp-step-*"):  # left by a run killed while writing a checkpoint
