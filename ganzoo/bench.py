@@ -234,7 +234,15 @@ def grid(device: str, quick: bool) -> list[dict[str, Any]]:
 
 
 def deepcopy_fp32(module: torch.nn.Module) -> torch.nn.Module:
-    return copy.deepcopy(module).float().to(memory_format=torch.contiguous_format)
+    """A contiguous fp32 copy for the plain-PyTorch baselines. Layers that ganzoo computes its own way declare the
+    torch layer they replace (``reference_class``, same parameters and keys) and are turned back into it, so the
+    baseline runs the reference's layers."""
+    copied = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format)
+    for m in copied.modules():
+        ref = getattr(type(m), "reference_class", None)
+        if ref is not None:
+            m.__class__ = ref
+    return copied
 
 
 def baseline_ratio(name: str, size: str = "standard", device: str = "cpu", rounds: int = 5) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""Building blocks shared by the variants: initialisation, spectral norm, discriminator packing."""
+"""Building blocks shared by the variants: initialisation, spectral norm, discriminator packing, and convolutions
+that run small inputs fast on the CPU."""
 
 from .blocks import Maxout, init_weights, pack, spectral_norm_all
+from .gemm_conv import Conv2d, ConvTranspose2d, dense_grad
 
-__all__ = ["Maxout", "init_weights", "pack", "spectral_norm_all"]
+__all__ = ["Conv2d", "ConvTranspose2d", "Maxout", "dense_grad", "init_weights", "pack", "spectral_norm_all"]

@@ -23,6 +23,7 @@ from ..variant import GANVariant, Phase, Stage, StepState
 from . import checkpoint as ckpt
 from . import distributed
 from .data import InfiniteSampler, build_dataset, first_items, to_device
+from .optim import DenseFusedAdam
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -225,10 +226,11 @@ class Trainer:
         return params
 
     def _make_optimizer(self, ph: Phase, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        # The fused kernel updates all parameters of a phase in one launch (1.17x on pix2pix on a 2-core CPU).
+        # The fused kernel updates all parameters of a phase in one launch (1.17x on pix2pix on a 2-core CPU), and
+        # DenseFusedAdam keeps it from copying channels_last parameters to contiguous and back on every step.
         kw: dict[str, Any] = dict(lr=ph.lr, betas=ph.betas, weight_decay=ph.weight_decay)
         try:
-            return torch.optim.Adam(params, fused=True, **kw)
+            return DenseFusedAdam(params, **kw)
         except (RuntimeError, TypeError):
             return torch.optim.Adam(params, **kw)
 

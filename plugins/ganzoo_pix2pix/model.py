@@ -16,7 +16,7 @@ import re
 import torch
 from torch import Tensor, nn
 
-from ganzoo.nn import init_weights
+from ganzoo.nn import Conv2d, ConvTranspose2d, dense_grad, init_weights
 
 NORMS = ("batch", "instance", "none")
 GENERATORS_HELP = (
@@ -65,20 +65,20 @@ class UnetBlock(nn.Module):
         super().__init__()
         self.outermost = outermost
         bias = conv_bias(norm)
-        down = nn.Conv2d(in_channels or outer, inner, 4, 2, 1, bias=bias)
+        down = Conv2d(in_channels or outer, inner, 4, 2, 1, bias=bias)
         if outermost:
             layers: list[nn.Module] = [
                 down,
                 sub,
                 nn.ReLU(True),
-                nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1),
+                ConvTranspose2d(inner * 2, outer, 4, 2, 1),
                 nn.Tanh(),
             ]
         elif innermost:
-            up = nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=bias)
+            up = ConvTranspose2d(inner, outer, 4, 2, 1, bias=bias)
             layers = [nn.LeakyReLU(0.2, True), down, nn.ReLU(True), up, make_norm(norm, outer)]
         else:
-            up = nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=bias)
+            up = ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=bias)
             layers = [nn.LeakyReLU(0.2, True), down, make_norm(norm, inner), sub]
             layers += [nn.ReLU(True), up, make_norm(norm, outer)]
             if dropout:
@@ -88,7 +88,7 @@ class UnetBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.outermost:
             return self.model(x)
-        return torch.cat([x, self.model(x)], 1)
+        return torch.cat([x, dense_grad(self.model(x))], 1)
 
 
 class UnetGenerator(nn.Module):
@@ -160,7 +160,7 @@ class ResnetGenerator(nn.Module):
             ch *= 2
         layers += [ResnetBlock(ch, norm, dropout, bias) for _ in range(n_blocks)]
         for _ in range(2):
-            up = nn.ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1, bias=bias)
+            up = ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1, bias=bias)
             layers += [up, make_norm(norm, ch // 2), nn.ReLU(True)]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]

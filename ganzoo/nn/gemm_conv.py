@@ -1,0 +1,126 @@
+"""Convolutions that compute small inputs on the CPU as one matrix product.
+
+oneDNN's convolution kernels are built for inputs with many pixels. Deep in an encoder-decoder at batch 1 (the
+pix2pix U-Net's 1x1 to 8x8 levels, 512-1024 channels), a convolution has a few dozen output positions and a weight
+of millions of elements, and oneDNN runs it at a fraction of the machine's speed. Written as what it is there, a
+matrix product of the weight with the (unfolded) input, followed for the transposed convolution by ``fold`` (col2im),
+the same layer is 2-5x faster forward and backward on a 2-core CPU with bf16 autocast:
+
+    Conv2d 512->512, k4 s2, 2x2 / 4x4 / 8x8 / 16x16 input:  10.2 / 6.0 / 6.8 / 8.4 ms -> 1.9 / 2.4 / 2.8 / 4.8 ms
+    ConvTranspose2d 1024->512, k4 s2, 1x1 / 2x2 / 4x4 input: 6.5 / 37 / 40 ms -> 3.0 / 16 / 17 ms
+
+(forward + backward, channels_last, measured with ``/tmp``-free microbenchmarks reproduced by
+``tests/test_gemm_conv.py``'s equivalence checks and ``benchmarks/test_speed.py``). The modules are the torch
+layers with the same parameters and ``state_dict`` keys; they switch to the matrix product only on the CPU and only
+when the product has at most ``GEMM_MAX_POSITIONS`` columns (batch x output or input positions), and otherwise run
+the torch layer unchanged. ``reference_class`` names the torch layer, which the plain-PyTorch benchmark baselines
+run instead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+GEMM_MAX_POSITIONS = 64
+
+
+def _channels_last(t: Tensor) -> bool:
+    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _plain(m: nn.Module, x: Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dim() == 4
+        and m.groups == 1
+        and tuple(m.dilation) == (1, 1)
+        and m.padding_mode == "zeros"
+        and not isinstance(m.padding, str)
+    )
+
+
+def _like_torch(out: Tensor, x: Tensor, weight: Tensor) -> Tensor:
+    # The torch layer's output is channels_last when its input or its weight is (a 1x1 input is both formats).
+    return out.contiguous(memory_format=torch.channels_last) if _channels_last(x) or _channels_last(weight) else out
+
+
+def _compute_weight(weight: Tensor, x: Tensor) -> Tensor:
+    """The weight in the dtype the product will run in, cast before it is reshaped: under autocast the cast (and
+    its backward) then acts on the parameter's own dense layout."""
+    if torch.is_autocast_enabled(x.device.type):
+        return weight.to(torch.get_autocast_dtype(x.device.type))
+    return weight
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` computed as ``weight @ unfold(x)`` on the CPU when the output has few positions."""
+
+    reference_class = nn.Conv2d
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not _plain(self, x):
+            return super().forward(x)
+        n, cin, h, w = x.shape
+        w_ = self.weight
+        cout, (kh, kw), (sh, sw), (ph, pw) = w_.shape[0], self.kernel_size, self.stride, self.padding
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        if n * ho * wo > GEMM_MAX_POSITIONS:
+            return super().forward(x)
+        w_ = _compute_weight(w_, x)
+        cols = F.unfold(x.to(w_.dtype), (kh, kw), padding=(ph, pw), stride=(sh, sw))  # n, cin*kh*kw, positions
+        if _channels_last(w_):
+            # channels_last memory is (cout, kh, kw, cin): multiply in that order, reordering the small unfolded input
+            mat = w_.permute(0, 2, 3, 1).reshape(cout, -1)
+            cols = cols.view(n, cin, kh, kw, -1).permute(0, 2, 3, 1, 4).reshape(n, kh * kw * cin, -1)
+        else:
+            mat = w_.reshape(cout, -1)
+        out = (mat @ cols).view(n, cout, ho, wo)
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
+        return _like_torch(out, x, self.weight)
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` computed as ``fold(weight^T @ x)`` on the CPU when the input has few positions."""
+
+    reference_class = nn.ConvTranspose2d
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is not None or not _plain(self, x) or tuple(self.output_padding) != (0, 0):
+            return super().forward(x, output_size)
+        n, cin, h, w = x.shape
+        if n * h * w > GEMM_MAX_POSITIONS:
+            return super().forward(x)
+        w_ = self.weight
+        cout, (kh, kw), (sh, sw), (ph, pw) = w_.shape[1], self.kernel_size, self.stride, self.padding
+        w_ = _compute_weight(w_, x)
+        x_ = x.to(w_.dtype)
+        if _channels_last(w_):
+            # channels_last memory is (cin, kh, kw, cout): multiply in that order, then reorder the small product
+            # to fold's (cout, kh, kw)
+            cols = w_.permute(0, 2, 3, 1).reshape(cin, -1).t() @ x_.reshape(n, cin, h * w)
+            cols = cols.view(n, kh, kw, cout, h * w).permute(0, 3, 1, 2, 4).reshape(n, cout * kh * kw, h * w)
+        else:
+            cols = w_.reshape(cin, -1).t() @ x_.reshape(n, cin, h * w)
+        size = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
+        out = F.fold(cols, size, (kh, kw), stride=(sh, sw), padding=(ph, pw))
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
+        return _like_torch(out, x, self.weight)
+
+
+def _dense_cl(grad: Tensor) -> Tensor:
+    return grad.contiguous(memory_format=torch.channels_last)
+
+
+def dense_grad(x: Tensor) -> Tensor:
+    """``x``, whose gradient is made dense channels_last memory when ``x`` is channels_last.
+
+    The gradient of one part of a channel concatenation is a channel slice of the concatenated gradient, strided in
+    channels_last memory; a BatchNorm backward that receives it takes a slow path (16x slower at 64 x 128 x 128 on
+    a 2-core CPU in bf16). Wrap the part before concatenating: ``torch.cat([x, dense_grad(block(x))], 1)``."""
+    if x.requires_grad and _channels_last(x):
+        x.register_hook(_dense_cl)
+    return x
