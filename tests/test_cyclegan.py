@@ -130,3 +130,33 @@ def test_unaligned_folder_reader(tmp_path):
         UnalignedFolderDataset(tmp_path, DataRequest("unpaired", split="test", image_size=16))
     with pytest.raises(DataError, match="unpaired"):
         ganzoo.registry.get("dataset", "unaligned").obj(str(tmp_path), DataRequest("paired"))
+
+
+@pytest.mark.parametrize("phase", ["g", "d"])
+def test_batched_calls_give_the_losses_and_gradients_of_separate_calls(phase):
+    """With instance norm each image is computed on its own, so the variant batches a network's calls; the losses
+    and every gradient equal those of one call per input (the reference's order)."""
+    from ganzoo.variant import StepState
+
+    torch.manual_seed(0)
+    batched = ganzoo.create("cyclegan", **{**CycleGAN.tiny, "pool_size": 0}).double()
+    separate = ganzoo.create("cyclegan", **{**CycleGAN.tiny, "pool_size": 0}).double()
+    separate.load_state_dict(batched.state_dict())
+    separate.per_sample = False
+    assert batched.per_sample
+    batch = {"a": torch.rand(2, 3, 32, 32, dtype=torch.double) * 2 - 1, "b": torch.rand(2, 3, 32, 32).double() * 2 - 1}
+    results = []
+    for v in (batched, separate):
+        state = StepState(step=0, stage="train")
+        if phase == "d":
+            v.loss("g", batch, state)  # leaves the fakes in the step's cache
+        losses = v.loss(phase, batch, state)
+        losses["loss"].backward()
+        results.append((losses, {k: p.grad for k, p in v.named_parameters() if p.grad is not None}))
+    (la, ga), (lb, gb) = results
+    assert set(la) == set(lb) and set(ga) == set(gb) and ga
+    for k in la:
+        torch.testing.assert_close(la[k], lb[k])
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k])
+    assert not ganzoo.create("cyclegan", **{**CycleGAN.tiny, "norm": "batch"}).per_sample

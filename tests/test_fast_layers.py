@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganzoo.nn import Conv2d, ConvTranspose2d, dense_grad, gemm_conv
+from ganzoo.nn import Conv2d, ConvTranspose2d, InstanceNorm2d, dense_grad, fast
 from ganzoo.train.optim import DenseFusedAdam
 
 CASES = [  # (layer, torch layer, kwargs, input channels, input size)
@@ -25,7 +25,7 @@ CASES = [  # (layer, torch layer, kwargs, input channels, input size)
 @pytest.mark.parametrize("case", range(len(CASES)))
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_gemm_convolutions_match_torch(case, channels_last, bias):
+def test_fastolutions_match_torch(case, channels_last, bias):
     fast_cls, torch_cls, kw, cin, (h, w) = CASES[case]
     torch.manual_seed(0)
     fast = fast_cls(cin, 5, bias=bias, **kw).double()
@@ -53,7 +53,7 @@ def test_gemm_convolutions_match_torch(case, channels_last, bias):
 def test_gemm_path_is_taken_only_for_small_cpu_inputs(monkeypatch):
     calls = []
     unfold = torch.nn.functional.unfold
-    monkeypatch.setattr(gemm_conv.F, "unfold", lambda *a, **k: calls.append(1) or unfold(*a, **k))
+    monkeypatch.setattr(fast.F, "unfold", lambda *a, **k: calls.append(1) or unfold(*a, **k))
     conv = Conv2d(3, 4, 4, 2, 1)
     conv(torch.randn(1, 3, 16, 16))  # 8x8 = 64 output positions: the matrix product
     assert calls == [1]
@@ -101,3 +101,17 @@ def test_dense_fused_adam_matches_fused_adam_on_channels_last_parameters():
         torch.testing.assert_close(p, q, rtol=0, atol=0)
     for p in net.parameters():
         assert ours.state[p]["exp_avg"].stride() == p.stride()
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_instance_norm_keeps_channels_last_and_matches_torch(n):
+    torch.manual_seed(0)
+    x = (torch.randn(n, 5, 6, 7, dtype=torch.double) * 3 + 1).to(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.contiguous().requires_grad_()
+    ya, yb = InstanceNorm2d(5)(xa), nn.InstanceNorm2d(5)(xb)
+    assert ya.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ya, yb)
+    g = torch.randn_like(yb)
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad)

@@ -153,8 +153,9 @@ class CycleGAN(GANVariant):
         "shapes32": {"image_size": 32, "netG": "resnet_6blocks", "ngf": 16, "ndf": 32},
     }
     ema_modules = ("G_A", "G_B")
-    # Reflection padding and InstanceNorm run slower in channels_last on CPU (-15% measured), so stay NCHW.
-    channels_last = False
+    # channels_last: the convolutions run 7% faster; ganzoo.nn.InstanceNorm2d and batching with split (not slicing)
+    # keep every tensor and gradient in that format, which torch's instance norm and slice gradients would not.
+    channels_last = True
     default_data_spec = "shapes-styles"
     tiny = {
         "image_size": 32,
@@ -182,6 +183,9 @@ class CycleGAN(GANVariant):
             return build_discriminator(c.netD, c.channels, c.ndf, c.n_layers_D, c.norm, c.init_type, c.init_gain)
 
         self.G_A, self.G_B, self.D_A, self.D_B = gen(), gen(), disc(), disc()
+        # Without batch statistics every image is computed on its own, so calls of one network on several inputs
+        # can be batched into one (fewer, larger kernels; the same losses and gradients).
+        self.per_sample = c.norm != "batch"
         self.pool_A = HistoryPool(c.pool_size)  # generated A images (G_B's), shown to D_B
         self.pool_B = HistoryPool(c.pool_size)  # generated B images (G_A's), shown to D_A
 
@@ -205,10 +209,24 @@ class CycleGAN(GANVariant):
         c = self.config
         real_a, real_b = batch["a"], batch["b"]
         if phase == "g":
-            fake_b = self.G_A(real_a)
-            rec_a = self.G_B(fake_b)
-            fake_a = self.G_B(real_b)
-            rec_b = self.G_A(fake_a)
+            identity = c.lambda_identity > 0
+            if self.per_sample:
+                # One call per generator and input set: the same per-image computation in fewer, larger kernels.
+                # (split, not slicing: its backward concatenates, which keeps channels_last gradients)
+                n = len(real_a)
+                to_b = [real_b, real_a] if identity else [real_b]  # G_B: translate B, and leave A alone
+                fake_a, *idt_b = self.G_B(torch.cat(to_b)).split(n)
+                to_a = [real_a, fake_a, real_b] if identity else [real_a, fake_a]  # G_A: translate, cycle, identity
+                fake_b, rec_b, *idt_a = self.G_A(torch.cat(to_a)).split(n)
+                idt_a_img, idt_b_img = (idt_a[0], idt_b[0]) if identity else (None, None)
+                rec_a = self.G_B(fake_b)
+            else:
+                fake_b = self.G_A(real_a)
+                rec_a = self.G_B(fake_b)
+                fake_a = self.G_B(real_b)
+                rec_b = self.G_A(fake_a)
+                idt_a_img = self.G_A(real_b) if identity else None
+                idt_b_img = self.G_B(real_a) if identity else None
             state.cache["fake_a"], state.cache["fake_b"] = fake_a.detach(), fake_b.detach()
             with frozen(self.D_A, self.D_B):
                 gan_a = self.adv.g(self.D_A(fake_b))
@@ -222,10 +240,10 @@ class CycleGAN(GANVariant):
                 "cycle_a": cycle_a.detach(),
                 "cycle_b": cycle_b.detach(),
             }
-            if c.lambda_identity > 0:
+            if identity:
                 # G_A should leave B images alone (and G_B A images): keeps colours when they need not change.
-                idt_a = l1(self.G_A(real_b), real_b) * c.lambda_b * c.lambda_identity
-                idt_b = l1(self.G_B(real_a), real_a) * c.lambda_a * c.lambda_identity
+                idt_a = l1(idt_a_img, real_b) * c.lambda_b * c.lambda_identity
+                idt_b = l1(idt_b_img, real_a) * c.lambda_a * c.lambda_identity
                 loss = loss + idt_a + idt_b
                 out.update(idt_a=idt_a.detach(), idt_b=idt_b.detach())
             return {"loss": loss, **out}
@@ -236,10 +254,17 @@ class CycleGAN(GANVariant):
                     fake_a, fake_b = self.G_B(real_b), self.G_A(real_a)
             fake_b = self.pool_B.query(fake_b)
             fake_a = self.pool_A.query(fake_a)
-            loss_da = 0.5 * (self.adv.d_real(self.D_A(real_b)) + self.adv.d_fake(self.D_A(fake_b)))
-            loss_db = 0.5 * (self.adv.d_real(self.D_B(real_a)) + self.adv.d_fake(self.D_B(fake_a)))
+            loss_da = self._d_loss(self.D_A, real_b, fake_b)
+            loss_db = self._d_loss(self.D_B, real_a, fake_a)
             return {"loss": loss_da + loss_db, "d_a": loss_da.detach(), "d_b": loss_db.detach()}
         raise ValueError(f"unknown phase {phase!r}")
+
+    def _d_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+        if self.per_sample:  # one call on real and fake together: the same per-image computation
+            real_logits, fake_logits = D(torch.cat([real, fake])).split([len(real), len(fake)])
+        else:  # batch statistics must see real and fake apart
+            real_logits, fake_logits = D(real), D(fake)
+        return 0.5 * (self.adv.d_real(real_logits) + self.adv.d_fake(fake_logits))
 
     @torch.no_grad()
     def generate(self, a: Tensor | None = None, b: Tensor | None = None, **inputs: Any) -> Tensor:

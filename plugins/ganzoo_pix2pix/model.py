@@ -16,7 +16,7 @@ import re
 import torch
 from torch import Tensor, nn
 
-from ganzoo.nn import Conv2d, ConvTranspose2d, dense_grad, init_weights
+from ganzoo.nn import Conv2d, ConvTranspose2d, InstanceNorm2d, dense_grad, init_weights
 
 NORMS = ("batch", "instance", "none")
 GENERATORS_HELP = (
@@ -34,7 +34,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; valid: {', '.join(NORMS)}")

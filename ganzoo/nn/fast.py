@@ -1,4 +1,8 @@
-"""Convolutions that compute small inputs on the CPU as one matrix product.
+"""Layers with fast paths for the CPU and channels_last memory, each the torch layer it subclasses (same
+parameters, same ``state_dict`` keys) and each exact: convolutions of few-pixel inputs as one matrix product,
+instance norm that keeps channels_last, and a gradient hook for channel concatenations.
+
+**Matrix-product convolutions.**
 
 oneDNN's convolution kernels are built for inputs with many pixels. Deep in an encoder-decoder at batch 1 (the
 pix2pix U-Net's 1x1 to 8x8 levels, 512-1024 channels), a convolution has a few dozen output positions and a weight
@@ -10,7 +14,7 @@ the same layer is 2-5x faster forward and backward on a 2-core CPU with bf16 aut
     ConvTranspose2d 1024->512, k4 s2, 1x1 / 2x2 / 4x4 input: 6.5 / 37 / 40 ms -> 3.0 / 16 / 17 ms
 
 (forward + backward, channels_last, measured with ``/tmp``-free microbenchmarks reproduced by
-``tests/test_gemm_conv.py``'s equivalence checks and ``benchmarks/test_speed.py``). The modules are the torch
+``tests/test_fast_layers.py``'s equivalence checks and ``benchmarks/test_speed.py``). The modules are the torch
 layers with the same parameters and ``state_dict`` keys; they switch to the matrix product only on the CPU and only
 when the product has at most ``GEMM_MAX_POSITIONS`` columns (batch x output or input positions), and otherwise run
 the torch layer unchanged. ``reference_class`` names the torch layer, which the plain-PyTorch benchmark baselines
@@ -124,3 +128,17 @@ def dense_grad(x: Tensor) -> Tensor:
     if x.requires_grad and _channels_last(x):
         x.register_hook(_dense_cl)
     return x
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` that keeps channels_last memory. torch's instance norm views its input as one image of
+    ``N x C`` channels, which channels_last memory cannot express, so it returns a contiguous tensor and every
+    layer around it converts back and forth (its own forward and backward are also 4x slower in channels_last,
+    64 x 128 x 128 bf16 on CPU). Per image, instance statistics are batch statistics of a batch of one, so a
+    channels_last input is normalised image by image with ``batch_norm``, which keeps the format: the same values."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not _channels_last(x) or self.affine or self.track_running_stats:
+            return super().forward(x)
+        # (split, not slicing: its backward concatenates, which keeps the gradient channels_last)
+        return torch.cat([F.batch_norm(xi, None, None, training=True, eps=self.eps) for xi in x.split(1)])
