@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/ganzoo bench --out benchmarks/results
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-json benchmarks/results/pytest-benchmark.json
+
+# The PROTOCOLS.md experiments at the CPU budget (about an hour on 2 cores); tables land in docs/benchmarks/.
+quality: $(STAMP)
+	$(BIN)/python -m benchmarks.quality --budget small --seeds 2 --out docs/benchmarks
 
 clean:
 	rm -rf $(VENV) runs

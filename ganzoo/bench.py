@@ -84,6 +84,10 @@ def prepare(
 ) -> tuple[Trainer, dict[str, Any]]:
     """A trainer set up for ``name`` and one batch on its device, ready for ``trainer.train_step(batch)``."""
     torch.manual_seed(0)
+    if compile:
+        # Each compiled measurement starts from an empty compile cache: shapes seen by earlier cases would otherwise
+        # turn on dynamic shapes for the layers the variants share.
+        torch._dynamo.reset()
     variant = build(name, size, **overrides)
     cfg = TrainConfig(
         steps=10**9,
@@ -304,23 +308,39 @@ def run(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(jobs) + sum(n in BASELINES for n in names), desc="bench", unit="case")
+    machine = machine_name(device)
+    slug = "".join(ch if ch.isalnum() else "-" for ch in machine).strip("-").lower()
+    path = Path(out) / f"{slug}.json"
+    failures: list[dict[str, Any]] = []
+
+    def save() -> None:  # after every case, so a crash or Ctrl-C keeps what was measured
+        write_results(results, path, {"baselines": ratios, "failures": failures, "quick": quick})
+
     for n, s, c in jobs:
-        results.append(measure(n, s, device, rounds=3 if quick else 5, **c))
+        try:
+            results.append(measure(n, s, device, rounds=3 if quick else 5, **c))
+        except Exception as e:  # one failing case (e.g. a compiler error) must not lose the others
+            failures.append({"name": n, "size": s, **c, "error": f"{type(e).__name__}: {str(e).splitlines()[0]}"})
+        save()
         if bar:
             bar.update(1)
     for n in names:
         if n in BASELINES:
-            ratios.append(baseline_ratio(n, "small" if quick else "standard", device, rounds=3 if quick else 5))
+            try:
+                ratios.append(baseline_ratio(n, "small" if quick else "standard", device, rounds=3 if quick else 9))
+            except Exception as e:
+                failures.append({"name": n, "baseline": True, "error": f"{type(e).__name__}: {e}"})
+            save()
             if bar:
                 bar.update(1)
     if bar:
         bar.close()
-    machine = machine_name(device)
-    slug = "".join(ch if ch.isalnum() else "-" for ch in machine).strip("-").lower()
-    path = write_results(results, Path(out) / f"{slug}.json", {"baselines": ratios, "quick": quick})
+    save()
     md = f"Machine: {machine}, torch {torch.__version__}\n\n" + markdown_table(results)
     if ratios:
         md += "\n\n" + ratio_table(ratios)
+    if failures:
+        md += "\n\nFailed cases:\n\n" + "\n".join(f"- {json.dumps(f)}" for f in failures)
     Path(path).with_suffix(".md").write_text(md + "\n")
     return path, md
 

@@ -239,6 +239,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .utils.plots import plot_losses
+
+    run = Path(args.run)
+    log = run / "log.jsonl" if run.is_dir() else run
+    if not log.is_file():
+        raise UsageError(f"no training log at {log}; give a run folder (holding log.jsonl) or a log.jsonl file")
+    print(f"wrote {plot_losses(log, args.output)}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .api import load, save_model
 
@@ -365,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("plot", help="draw a run's loss curves (its log.jsonl) into a PNG; works while it trains")
+    s.add_argument("run", help="run folder or log.jsonl file")
+    s.add_argument("-o", "--output", default=None, help="PNG path (default: RUN/losses.png)")
+    s.set_defaults(func=cmd_plot)
 
     s = sub.add_parser("export", help="export a run as one self-describing .safetensors model file")
     s.add_argument("run")

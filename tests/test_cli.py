@@ -136,3 +136,28 @@ def test_fuzz_cli_never_tracebacks(argv):
             rc = e.code
     assert rc in (0, 2), (argv, err.getvalue())
     assert "Traceback" not in err.getvalue()
+
+
+def test_plot_draws_a_runs_losses_and_rejects_a_folder_without_a_log(tmp_path, capsys):
+    from PIL import Image
+
+    from ganzoo.utils.plots import loss_series, plot_series, read_log
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [
+        {"step": s, "stage": "train", "img_per_s": 10.0, "d/loss": 1.0 / s, "g/loss": s * 0.1, "lr/g": 2e-4}
+        for s in range(1, 30)
+    ]
+    (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + '\n{"step": 3')  # last line cut by a crash
+    series = loss_series(read_log(run))
+    assert set(series) == {"d/loss", "g/loss"} and len(series["g/loss"]) == 29
+    assert main(["plot", str(run), "-o", str(tmp_path / "c.png")]) == 0
+    img = Image.open(tmp_path / "c.png").convert("RGB")
+    # both curves are drawn in their colours
+    colours = {c for _, c in img.getcolors(maxcolors=1 << 16)}
+    assert (31, 119, 180) in colours and (214, 39, 40) in colours
+    assert plot_series({}, "empty").size == (720, 400)
+    (tmp_path / "empty").mkdir()
+    assert main(["plot", str(tmp_path / "empty")]) == 2
+    assert "no training log" in capsys.readouterr().err

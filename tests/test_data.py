@@ -275,6 +275,28 @@ def test_mnist_reader_errors(tmp_path):
         MnistDataset(tmp_path / "m", channels=2)
 
 
+def test_stacked_mnist_stacks_three_independent_digits(tmp_path):
+    images = _fake_mnist(tmp_path / "m", gz=False)
+    make = _builtin()["stacked-mnist"][0]
+    ds = make(str(tmp_path / "m"), DataRequest(task="unconditional", image_size=28, channels=3, seed=4))
+    again = make(str(tmp_path / "m"), DataRequest(task="unconditional", image_size=28, channels=3, seed=4))
+    assert len(ds) == 12
+    labels = set()
+    for k in range(12):
+        item = ds[k]
+        assert item["image"].shape == (3, 28, 28) and torch.equal(item["image"], again[k]["image"])
+        digits = []
+        for c in range(3):  # every channel is one of the MNIST images, and the label spells their digits
+            j = next(i for i in range(12) if np.array_equal(item["image"][c].numpy(), images[i]))
+            digits.append(j % 10)
+        assert int(item["label"]) == digits[0] * 100 + digits[1] * 10 + digits[2]
+        labels.add(int(item["label"]))
+    assert len(labels) > 3  # the channels are drawn independently, not the same image three times
+    assert torch.equal(ds[13]["image"], ds[1]["image"])
+    with pytest.raises(DataError, match="3 channels"):
+        make(str(tmp_path / "m"), DataRequest(task="unconditional", image_size=28, channels=1))
+
+
 def test_real_mnist():
     root = _shared_data() / "mnist"
     if not (root / "train-labels-idx1-ubyte.gz").exists():

@@ -25,7 +25,7 @@ CASES = [  # (layer, torch layer, kwargs, input channels, input size)
 @pytest.mark.parametrize("case", range(len(CASES)))
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_fastolutions_match_torch(case, channels_last, bias):
+def test_matrix_product_convolutions_match_torch(case, channels_last, bias):
     fast_cls, torch_cls, kw, cin, (h, w) = CASES[case]
     torch.manual_seed(0)
     fast = fast_cls(cin, 5, bias=bias, **kw).double()

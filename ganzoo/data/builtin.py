@@ -12,11 +12,19 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from ganzoo.data.base import DataError, DataRequest
-from ganzoo.data.files import ImageFolderDataset, MnistDataset
+from ganzoo.data.files import ImageFolderDataset, MnistDataset, StackedMnistDataset
 from ganzoo.data.procedural import ShapesDataset
 from ganzoo.data.toy2d import GRID25_STD, RING8_STD, GaussianMixture2D, grid25_modes, ring8_modes
 
-__all__ = ["folder_factory", "grid25_factory", "mnist_factory", "register_builtin", "ring8_factory", "shapes_factory"]
+__all__ = [
+    "folder_factory",
+    "grid25_factory",
+    "mnist_factory",
+    "register_builtin",
+    "ring8_factory",
+    "shapes_factory",
+    "stacked_mnist_factory",
+]
 
 _UNCONDITIONAL = ("unconditional",)
 
@@ -65,6 +73,15 @@ def mnist_factory(arg: str | None, request: DataRequest) -> Dataset:
     return MnistDataset(_path_arg("mnist", arg, "mnist_dir"), request.split, request.image_size, request.channels)
 
 
+def stacked_mnist_factory(arg: str | None, request: DataRequest) -> Dataset:
+    """``stacked-mnist:DIR``: three MNIST digits of DIR stacked as RGB (1,000 classes)."""
+    _check_task("stacked-mnist", request, _UNCONDITIONAL)
+    if request.channels != 3:
+        raise DataError(f"stacked-mnist images have 3 channels (one digit each); the model asks for {request.channels}")
+    root = _path_arg("stacked-mnist", arg, "mnist_dir")
+    return StackedMnistDataset(root, request.split, request.image_size, request.seed)
+
+
 def folder_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``folder:DIR``: every image under DIR; first-level subfolders are classes when all images are in one."""
     _check_task("folder", request, _UNCONDITIONAL)
@@ -92,6 +109,12 @@ def register_builtin(register: Callable[..., None]) -> None:
         help="2D points: 25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (PacGAN/VEEGAN); label = mode",
     )
     register("mnist", mnist_factory, tasks=_UNCONDITIONAL, help="mnist:DIR, MNIST IDX files (gzipped or not) in DIR")
+    register(
+        "stacked-mnist",
+        stacked_mnist_factory,
+        tasks=_UNCONDITIONAL,
+        help="stacked-mnist:DIR, three MNIST digits of DIR as R, G, B (1,000 classes; VEEGAN/PacGAN mode counting)",
+    )
     register(
         "folder",
         folder_factory,

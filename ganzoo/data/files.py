@@ -28,6 +28,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageFolderDataset",
     "MnistDataset",
+    "StackedMnistDataset",
     "class_layout",
     "check_channels",
     "find_mnist_files",
@@ -180,6 +181,39 @@ class MnistDataset(Dataset):
         if self.channels == 3:
             images = images.expand(-1, 3, -1, -1).contiguous()
         labels = self.labels[rows]
+        return [{"image": images[i], "label": labels[i]} for i in range(len(items))]
+
+
+class StackedMnistDataset(Dataset):
+    """Stacked MNIST (Metz et al. 2017; VEEGAN; PacGAN): three independently drawn MNIST digits as the R, G and B
+    channels, 1,000 classes.
+
+    Item ``k`` stacks digits ``perm_c[k % n]`` for channel c = 0, 1, 2, with three fixed random permutations of the
+    split drawn from ``seed``; its ``label`` is ``100 d_R + 10 d_G + d_B``, the class that
+    ``DomainClassifier.predict_stacked`` recovers from generated images.
+    """
+
+    num_classes = 1000
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = 28, seed: int = 0) -> None:
+        self.mnist = MnistDataset(root, split, image_size, channels=1)
+        self.channels, self.image_size = 3, self.mnist.image_size
+        gen = torch.Generator().manual_seed(seed)
+        n = len(self.mnist)
+        self.perms = torch.stack([torch.randperm(n, generator=gen) for _ in range(3)])
+
+    def __len__(self) -> int:
+        return len(self.mnist)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        _, items = wrap_indices(indices, len(self))
+        rows = self.perms[:, torch.tensor(items, dtype=torch.int64)]  # 3 x B indices into MNIST
+        images = torch.stack([self.mnist.images[r] for r in rows], dim=1)  # B x 3 x S x S
+        digits = torch.stack([self.mnist.labels[r] for r in rows], dim=1)
+        labels = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
         return [{"image": images[i], "label": labels[i]} for i in range(len(items))]
 
 

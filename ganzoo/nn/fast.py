@@ -35,8 +35,10 @@ def _channels_last(t: Tensor) -> bool:
 
 
 def _plain(m: nn.Module, x: Tensor) -> bool:
+    # Under torch.compile the compiler generates its own kernels (and these shape tests would be symbolic).
     return (
-        x.device.type == "cpu"
+        not torch.compiler.is_compiling()
+        and x.device.type == "cpu"
         and x.dim() == 4
         and m.groups == 1
         and tuple(m.dilation) == (1, 1)
@@ -47,7 +49,8 @@ def _plain(m: nn.Module, x: Tensor) -> bool:
 
 def _like_torch(out: Tensor, x: Tensor, weight: Tensor) -> Tensor:
     # The torch layer's output is channels_last when its input or its weight is (a 1x1 input is both formats).
-    return out.contiguous(memory_format=torch.channels_last) if _channels_last(x) or _channels_last(weight) else out
+    cl = _channels_last(x) or _channels_last(weight)
+    return out.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
 
 
 def _compute_weight(weight: Tensor, x: Tensor) -> Tensor:
@@ -77,10 +80,13 @@ class Conv2d(nn.Conv2d):
         if _channels_last(w_):
             # channels_last memory is (cout, kh, kw, cin): multiply in that order, reordering the small unfolded input
             mat = w_.permute(0, 2, 3, 1).reshape(cout, -1)
-            cols = cols.view(n, cin, kh, kw, -1).permute(0, 2, 3, 1, 4).reshape(n, kh * kw * cin, -1)
+            cols = cols.view(n, cin, kh, kw, -1).permute(2, 3, 1, 0, 4).reshape(kh * kw * cin, -1)
         else:
             mat = w_.reshape(cout, -1)
-        out = (mat @ cols).view(n, cout, ho, wo)
+            cols = cols.transpose(0, 1).reshape(cin * kh * kw, -1)
+        # One 2-D product over every image's positions (a batched product with a broadcast weight would sum the
+        # weight's gradient over a materialised batch dimension).
+        out = (mat @ cols).view(cout, n, ho, wo).transpose(0, 1)
         if self.bias is not None:
             out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
         return _like_torch(out, x, self.weight)
@@ -100,14 +106,14 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         w_ = self.weight
         cout, (kh, kw), (sh, sw), (ph, pw) = w_.shape[1], self.kernel_size, self.stride, self.padding
         w_ = _compute_weight(w_, x)
-        x_ = x.to(w_.dtype)
+        x2d = x.to(w_.dtype).reshape(n, cin, h * w).transpose(0, 1).reshape(cin, n * h * w)  # one 2-D product
         if _channels_last(w_):
             # channels_last memory is (cin, kh, kw, cout): multiply in that order, then reorder the small product
             # to fold's (cout, kh, kw)
-            cols = w_.permute(0, 2, 3, 1).reshape(cin, -1).t() @ x_.reshape(n, cin, h * w)
-            cols = cols.view(n, kh, kw, cout, h * w).permute(0, 3, 1, 2, 4).reshape(n, cout * kh * kw, h * w)
+            cols = w_.permute(0, 2, 3, 1).reshape(cin, -1).t() @ x2d
+            cols = cols.view(kh, kw, cout, n, h * w).permute(3, 2, 0, 1, 4).reshape(n, cout * kh * kw, h * w)
         else:
-            cols = w_.reshape(cin, -1).t() @ x_.reshape(n, cin, h * w)
+            cols = (w_.reshape(cin, -1).t() @ x2d).view(cout * kh * kw, n, h * w).transpose(0, 1)
         size = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
         out = F.fold(cols, size, (kh, kw), stride=(sh, sw), padding=(ph, pw))
         if self.bias is not None:
@@ -125,7 +131,7 @@ def dense_grad(x: Tensor) -> Tensor:
     The gradient of one part of a channel concatenation is a channel slice of the concatenated gradient, strided in
     channels_last memory; a BatchNorm backward that receives it takes a slow path (16x slower at 64 x 128 x 128 on
     a 2-core CPU in bf16). Wrap the part before concatenating: ``torch.cat([x, dense_grad(block(x))], 1)``."""
-    if x.requires_grad and _channels_last(x):
+    if x.requires_grad and _channels_last(x) and not torch.compiler.is_compiling():
         x.register_hook(_dense_cl)
     return x
 
@@ -138,7 +144,7 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     channels_last input is normalised image by image with ``batch_norm``, which keeps the format: the same values."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if not _channels_last(x) or self.affine or self.track_running_stats:
+        if not _channels_last(x) or self.affine or self.track_running_stats or torch.compiler.is_compiling():
             return super().forward(x)
         # (split, not slicing: its backward concatenates, which keeps the gradient channels_last)
         return torch.cat([F.batch_norm(xi, None, None, training=True, eps=self.eps) for xi in x.split(1)])

@@ -145,7 +145,7 @@ class Trainer:
     """Train ``variant`` on ``data`` (a data spec such as ``"shapes"`` or ``"mnist:/data/mnist"``).
 
     Writes into ``out``: ``run.json`` (what ran), ``log.jsonl``, ``samples/step-*.png``, ``checkpoints/step-*``
-    and at the end ``model.safetensors`` (the exported model, EMA weights).
+    and at the end ``model.safetensors`` (the exported model, EMA weights) and ``losses.png`` (the loss curves).
     """
 
     def __init__(
@@ -657,6 +657,8 @@ class Trainer:
             else ckpt.checkpoint_path(self.ckpt_dir, self.step)
         )
         model_path = self.export() if self.main else self.out / "model.safetensors"
+        if self.main:
+            self._plot_losses()
         if self.dist is not None:
             self.dist.barrier()  # the run is complete on disk when any rank returns
         self._event("end", {"step": self.step})
@@ -668,6 +670,16 @@ class Trainer:
             "model": str(model_path),
             "out": str(self.out),
         }
+
+    def _plot_losses(self) -> None:
+        """``losses.png`` beside ``log.jsonl``: a picture of the run's curves. A plot must never fail a run."""
+        from ..utils.plots import plot_losses
+
+        if (self.out / "log.jsonl").exists():
+            try:
+                plot_losses(self.out, title=f"{self.variant.registered_name}: losses")
+            except Exception as e:  # noqa: BLE001 - the run itself succeeded; say why the picture is missing
+                print(f"ganzoo: could not draw losses.png: {e}", file=sys.stderr)
 
     def _tensorboard(self) -> Any:
         try:

@@ -1,0 +1,64 @@
+"""Run the quality experiments of PROTOCOLS.md at a budget and write their tables under docs/benchmarks/.
+
+    python -m benchmarks.quality [EXPERIMENT ...] --budget small --seeds 2 --out docs/benchmarks
+
+Experiments: mode2d, stacked_mnist, sr, anomaly, pix2pix, cyclegan, attngan (default: all). ``small`` fits a
+2-core CPU in minutes per experiment; ``medium`` and ``paper`` are the longer schedules for a GPU. Experiments whose
+reference data is absent are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from .common import BUDGETS, Skip
+
+EXPERIMENTS = ("mode2d", "stacked_mnist", "sr", "anomaly", "pix2pix", "cyclegan", "attngan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0])
+    ap.add_argument("experiments", nargs="*", help=f"which to run: {', '.join(EXPERIMENTS)} (default: all)")
+    ap.add_argument("--budget", choices=BUDGETS, default="small", metavar="{small,medium,paper}")
+    ap.add_argument("--seeds", type=int, default=2, help="training seeds per configuration")
+    ap.add_argument("--out", default="docs/benchmarks", help="folder for <experiment>.md/.json/.png")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: torch's); 1 to run several at once"
+    )
+    args = ap.parse_args(argv)
+    unknown = [e for e in args.experiments if e not in EXPERIMENTS]
+    if unknown:
+        print(f"unknown experiment {unknown[0]!r}; valid: {', '.join(EXPERIMENTS)}", file=sys.stderr)
+        return 2
+    if args.seeds < 1:
+        print(f"--seeds must be at least 1, got {args.seeds}", file=sys.stderr)
+        return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    failed = 0
+    for name in args.experiments or EXPERIMENTS:
+        t0 = time.time()
+        module = importlib.import_module(f"benchmarks.quality.{name}")
+        try:
+            path = module.run(args.budget, args.seeds, Path(args.out))
+        except Skip as e:
+            print(f"{name}: skipped: {e}")
+            continue
+        except Exception as e:  # one experiment's failure must not lose the others' results
+            failed += 1
+            traceback.print_exc()
+            print(f"{name}: FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+            continue
+        print(f"{name}: {path} ({time.time() - t0:.0f} s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
