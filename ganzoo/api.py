@@ -37,7 +37,8 @@ def save_model(variant: GANVariant, path: str | Path, name: str | None = None, e
         "ganzoo.info": extra or {},
         "ganzoo.versions": versions(),
     }
-    tensors = {f"model/{k}": v for k, v in variant.state_dict().items()}
+    skip = tuple(variant.training_state)
+    tensors = {f"model/{k}": v for k, v in variant.state_dict().items() if not (skip and k.startswith(skip))}
     ckpt.save_tensors(path, tensors, meta, ckpt.FORMAT_MODEL)
     return path
 
@@ -53,11 +54,17 @@ def _rebuild(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str
     variant.load_extra_metadata(meta.get("ganzoo.extra") or {})
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:
-        variant.load_state_dict(state)
+        result = variant.load_state_dict(state, strict=False)
     except RuntimeError as e:
         raise CheckpointError(
             f"{source!r} does not match the {name!r} architecture: {str(e).splitlines()[0]}"
         ) from None
+    # Exported files leave out training-only state (``training_state``); anything else missing is a mismatch.
+    skip = tuple(variant.training_state)
+    missing = [k for k in result.missing_keys if not (skip and k.startswith(skip))]
+    if missing or result.unexpected_keys:
+        what = f"missing {missing[:3]}" if missing else f"unexpected {result.unexpected_keys[:3]}"
+        raise CheckpointError(f"{source!r} does not match the {name!r} architecture: {what}")
     return variant.eval()
 
 

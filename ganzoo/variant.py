@@ -94,6 +94,8 @@ class GANVariant(nn.Module):
       (small widths and images, one-step stages); the networks must keep their structure.
     * ``default_data_spec``: the data spec used when the user gives none (a built-in procedural dataset); a config
       field ``data`` overrides it, so tags can pick their dataset.
+    * ``training_state``: ``state_dict`` key prefixes of state only training needs (CycleGAN's history pools):
+      checkpoints keep it, exported model files leave it out, and loading a model file starts it afresh.
     """
 
     name: ClassVar[str] = ""
@@ -105,6 +107,7 @@ class GANVariant(nn.Module):
     default_data_spec: ClassVar[str] = "shapes"
     tiny: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    training_state: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None):
         super().__init__()

@@ -109,6 +109,17 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temporary left behind
 
 
+def test_atomically_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "samples.png"
+    ckpt.atomic_write_bytes(path, b"png")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's private 0600
+
+
 def test_ema_tracks_generator_and_is_used_for_export(tmp_path):
     t = Trainer(tiny_variant("dcgan"), cfg(steps=3, ema_decay=0.9), out=tmp_path)
     t.fit()
@@ -162,3 +173,20 @@ def test_bad_train_config_values():
         TrainConfig(device="cuda").validate()
     with pytest.raises(ganzoo.ConfigError, match="not valid"):
         TrainConfig(device="gpu0").validate()
+
+
+def test_a_model_file_with_missing_or_extra_weights_is_refused(tmp_path):
+    v = tiny_variant("dcgan")
+    path = ganzoo.save_model(v, tmp_path / "m.safetensors")
+    tensors, meta = ckpt.load_tensors(path)
+    meta = {k: v for k, v in meta.items() if not k.startswith("ganzoo.") or k in ("ganzoo.variant", "ganzoo.config")}
+    dropped = dict(tensors)
+    dropped.pop(next(k for k in dropped if k.endswith("weight")))
+    ckpt.save_tensors(tmp_path / "missing.safetensors", dropped, meta, ckpt.FORMAT_MODEL)
+    with pytest.raises(CheckpointError, match="missing"):
+        ganzoo.load(tmp_path / "missing.safetensors")
+    ckpt.save_tensors(
+        tmp_path / "extra.safetensors", {**tensors, "model/G.extra": torch.zeros(1)}, meta, ckpt.FORMAT_MODEL
+    )
+    with pytest.raises(CheckpointError, match="unexpected"):
+        ganzoo.load(tmp_path / "extra.safetensors")

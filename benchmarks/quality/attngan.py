@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ganzoo_attngan.evaluate import evaluate
+from ganzoo_attngan.evaluate import SHOWCASE_CAPTIONS, evaluate
 
 from .common import Report, mean_se, table, train
 
@@ -30,14 +30,7 @@ EVAL = {"tiny": {"n": 200, "runs": 2, "clf_steps": 50}}  # a smoke test only; th
 PROTOCOL = {"n": 1000, "runs": 10, "clf_steps": 1500}
 PUBLISHED = ("AttnGAN on CUB (Xu et al. 2018; PROTOCOLS.md section 5), other data: for scale only", "67.82 ± 4.43")
 DOCS_ROW = ("run C of docs/variants/attngan.md (6,000 steps, 1 seed)", "73.9 ± 1.6", "68.4", "10.9", "75.7 ± 0.6")
-CAPTIONS = [
-    "a large red circle on the left",
-    "a small blue square at the top",
-    "a large yellow triangle at the bottom",
-    "a large green cross on the right",
-    "a small white circle above a large purple square",
-    "a large blue triangle left of a small yellow circle",
-]
+CAPTIONS = SHOWCASE_CAPTIONS[:6]
 
 
 def _pct(x: float) -> float:

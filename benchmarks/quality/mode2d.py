@@ -10,19 +10,15 @@ writes a markdown table with mean ± standard error beside the published rows, p
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-import ganzoo
 from ganzoo.data.toy2d import GRID25_STD, RING8_STD, grid25_modes, ring8_modes
 from ganzoo.metrics.modes import mode_stats
-from ganzoo.train.trainer import TrainConfig, Trainer
 
-from .common import Report, mean_se, table
+from .common import Report, mean_se, table, train
 
 BUDGETS = {"tiny": 20, "small": 2000, "medium": 10000, "paper": 100000}  # steps of batch 100
 PUBLISHED = {  # PacGAN Table 1: modes / % high quality / reverse KL
@@ -37,24 +33,17 @@ CONFIGS = {"GAN": {}, "PacGAN2": {"pack": 2}}
 
 
 def run_one(data: str, config: dict, seed: int, steps: int, losses_to: Path | None = None) -> tuple[dict, torch.Tensor]:
-    torch.manual_seed(seed)
-    model = ganzoo.create(f"vanilla.{data}", **config)
-    cfg = TrainConfig(
-        steps=steps,
+    model = train(
+        f"vanilla.{data}",
+        None,
+        steps,
+        seed,
+        options=config,
+        losses_to=losses_to,
         device="cpu",
         precision="fp32",
-        seed=seed,
-        progress=False,
-        tensorboard=False,
-        sample_every=0,
-        ckpt_every=0,
-        log_every=max(1, steps // 10),
         ema_decay=0,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        Trainer(model, cfg, out=tmp).fit()
-        if losses_to is not None:
-            shutil.copyfile(Path(tmp) / "losses.png", losses_to)
     samples = model.eval().generate(n=2500, seed=10_000 + seed)
     centres, std = (ring8_modes(), RING8_STD) if data == "ring8" else (grid25_modes(), GRID25_STD)
     return mode_stats(samples, centres, std), samples

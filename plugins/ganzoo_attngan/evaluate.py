@@ -236,24 +236,28 @@ def attention_localisation(model: Any, n: int = 1000, seed: int = 0) -> dict[str
     return {f"colour_{k}_on_its_shape_half": sum(v) / len(v) for k, v in shares.items()} | {"scenes": len(caps)}
 
 
+# The captions of the docs' sample grid (and of the quality benchmark's picture): one object, then two objects with
+# their relation, in the phrasings of shapes-captions.
+SHOWCASE_CAPTIONS = (
+    "a large red circle on the left",
+    "a small blue square at the top",
+    "a large yellow triangle at the bottom",
+    "a large green cross on the right",
+    "a small white circle above a large purple square",
+    "a large blue triangle left of a small yellow circle",
+    "there is a small red square below a large green circle",
+    "a large purple cross and a small white triangle , the purple one on the left",
+)
+
+
 def pictures(model: Any, out: Path, seed: int = 0) -> list[Path]:
     """The grids and attention maps of the docs page."""
     from ganzoo.utils.images import save_grid
 
     from .maps import save_attention_maps
 
-    caps = [
-        "a large red circle on the left",
-        "a small blue square at the top",
-        "a large yellow triangle at the bottom",
-        "a large green cross on the right",
-        "a small white circle above a large purple square",
-        "a large blue triangle left of a small yellow circle",
-        "there is a small red square below a large green circle",
-        "a large purple cross and a small white triangle , the purple one on the left",
-    ]
     per = 6
-    imgs = model.generate([c for c in caps for _ in range(per)], seed=seed)
+    imgs = model.generate([c for c in SHOWCASE_CAPTIONS for _ in range(per)], seed=seed)
     paths = [save_grid(imgs, out / "attngan_samples.png", nrow=per)]
     # One word changed per row pair: the colour of the first object, same noise.
     swaps = ["a large red circle on the left", "a large blue circle on the left", "a large green circle on the left"]

@@ -17,7 +17,7 @@ from ganzoo_pix2pix.model import (
     generator_stride,
     run_padded,
 )
-from ganzoo_pix2pix.variant import check_common, jitter_options, linear_decay, side_by_side
+from ganzoo_pix2pix.variant import TranslationConfig, check_common, jitter_options, linear_decay, side_by_side
 from torch import Tensor, nn
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
@@ -93,35 +93,21 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 
 
 @dataclass
-class CycleGANConfig:
+class CycleGANConfig(TranslationConfig):
     image_size: int = help("training image side in pixels (a multiple of 4 for the ResNet generators)", 256)
     channels: int = help("image channels of both domains (3 colour, 1 grayscale)", 3)
     netG: str = help(
         f"generators: auto (resnet_9blocks at >= 256 px, resnet_6blocks below) or {GENERATORS_HELP}", "auto"
     )
-    netD: str = help("discriminators: basic (70x70 PatchGAN), n_layers (PatchGAN of n_layers_D), pixel (1x1)", "basic")
-    n_layers_D: int = help("stride-2 layers of the n_layers discriminator", 3)
-    ngf: int = help("generator width (channels of its first layer)", 64)
-    ndf: int = help("discriminator width (channels of its first layer)", 64)
     norm: str = help("normalisation: instance, batch or none", "instance")
     dropout: bool = help("dropout 0.5 inside the generators' residual blocks (off in the paper)", False)
-    init_type: str = help("weight init: normal, xavier, kaiming, orthogonal", "normal")
-    init_gain: float = help("std of the normal init (gain of xavier/orthogonal)", 0.02)
     loss: str = help("adversarial loss: lsgan (the paper's), standard, hinge ... or a plugin's", "lsgan")
+    lr: float = help("Adam learning rate of the generators and the discriminators", 2e-4)
+    data: str = help("default data spec when none is given", "shapes-styles")
     lambda_a: float = help("weight of the cycle loss A -> B -> A", 10.0)
     lambda_b: float = help("weight of the cycle loss B -> A -> B", 10.0)
     lambda_identity: float = help("identity loss weight, relative to lambda_a / lambda_b (0 = off)", 0.5)
     pool_size: int = help("generated images kept per discriminator in the history pool (0 = no pool)", 50)
-    lr: float = help("Adam learning rate of the generators and the discriminators", 2e-4)
-    beta1: float = help("Adam beta1", 0.5)
-    beta2: float = help("Adam beta2", 0.999)
-    batch_size: int = help("batch size (1 in the paper)", 1)
-    decay_start: int = help("step where the linear lr decay begins; -1 = half of the training steps", -1)
-    decay_steps: int = help("steps of the linear decay to 0; 0 = until the end of training", 0)
-    jitter: bool = help("random jitter: resize to load_size, random crop back to image_size (train split)", True)
-    load_size: int = help("side before the random crop; 0 = image_size * 286/256 (286 for 256)", 0)
-    flip: bool = help("random horizontal mirroring (train split)", True)
-    data: str = help("default data spec when none is given", "shapes-styles")
 
     @property
     def generator(self) -> str:
@@ -153,6 +139,7 @@ class CycleGAN(GANVariant):
         "shapes32": {"image_size": 32, "netG": "resnet_6blocks", "ngf": 16, "ndf": 32},
     }
     ema_modules = ("G_A", "G_B")
+    training_state = ("pool_A.", "pool_B.")  # about 39 MB at 256 px: in checkpoints, not in exported models
     # channels_last: the convolutions run 7% faster; ganzoo.nn.InstanceNorm2d and batching with split (not slicing)
     # keep every tensor and gradient in that format, which torch's instance norm and slice gradients would not.
     channels_last = True

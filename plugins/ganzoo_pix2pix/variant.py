@@ -77,7 +77,10 @@ def side_by_side(*images: Tensor) -> Tensor:
 
 
 @dataclass
-class Pix2PixConfig:
+class TranslationConfig:
+    """The fields Pix2Pix and CycleGAN share (networks of the reference implementation, Adam, linear decay, jitter);
+    each variant's config adds its losses and overrides defaults where the papers differ."""
+
     image_size: int = help("training image side in pixels (a multiple of the generator's stride)", 256)
     channels: int = help("image channels of both sides (3 colour, 1 grayscale)", 3)
     netG: str = help(f"generator: {GENERATORS_HELP}", "unet_256")
@@ -90,8 +93,6 @@ class Pix2PixConfig:
     init_type: str = help("weight init: normal, xavier, kaiming, orthogonal", "normal")
     init_gain: float = help("std of the normal init (gain of xavier/orthogonal)", 0.02)
     loss: str = help("adversarial loss: standard (the paper's BCE), lsgan, hinge ... or a plugin's", "standard")
-    lambda_gan: float = help("weight of the adversarial term; 0 trains the generator with L1 alone (no D)", 1.0)
-    lambda_l1: float = help("weight of the L1 term", 100.0)
     lr: float = help("Adam learning rate of G and D", 2e-4)
     beta1: float = help("Adam beta1", 0.5)
     beta2: float = help("Adam beta2", 0.999)
@@ -101,8 +102,14 @@ class Pix2PixConfig:
     jitter: bool = help("random jitter: resize to load_size, random crop back to image_size (train split)", True)
     load_size: int = help("side before the random crop; 0 = image_size * 286/256 (286 for 256)", 0)
     flip: bool = help("random horizontal mirroring (train split)", True)
-    direction: str = help("a2b or b2a: which half of aligned A|B images is the input", "a2b")
     data: str = help("default data spec when none is given", "shapes-pairs")
+
+
+@dataclass
+class Pix2PixConfig(TranslationConfig):
+    lambda_gan: float = help("weight of the adversarial term; 0 trains the generator with L1 alone (no D)", 1.0)
+    lambda_l1: float = help("weight of the L1 term", 100.0)
+    direction: str = help("a2b or b2a: which half of aligned A|B images is the input", "a2b")
 
     def validate(self) -> None:
         check_common(self, "pix2pix")
