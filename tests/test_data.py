@@ -46,7 +46,7 @@ def _shared_data() -> Path:
 
 def test_register_builtin_names_and_tasks():
     found = _builtin()
-    assert set(found) == {"shapes", "ring8", "grid25", "mnist", "folder"}
+    assert set(found) == {"shapes", "ring8", "grid25", "mnist", "stacked-mnist", "folder"}
     for factory, tasks, help_text in found.values():
         assert callable(factory) and tasks == ("unconditional",)
         assert help_text and "\n" not in help_text

@@ -6,19 +6,13 @@ instance norm that keeps channels_last, and a gradient hook for channel concaten
 
 oneDNN's convolution kernels are built for inputs with many pixels. Deep in an encoder-decoder at batch 1 (the
 pix2pix U-Net's 1x1 to 8x8 levels, 512-1024 channels), a convolution has a few dozen output positions and a weight
-of millions of elements, and oneDNN runs it at a fraction of the machine's speed. Written as what it is there, a
-matrix product of the weight with the (unfolded) input, followed for the transposed convolution by ``fold`` (col2im),
-the same layer is 2-5x faster forward and backward on a 2-core CPU with bf16 autocast:
-
-    Conv2d 512->512, k4 s2, 2x2 / 4x4 / 8x8 / 16x16 input:  10.2 / 6.0 / 6.8 / 8.4 ms -> 1.9 / 2.4 / 2.8 / 4.8 ms
-    ConvTranspose2d 1024->512, k4 s2, 1x1 / 2x2 / 4x4 input: 6.5 / 37 / 40 ms -> 3.0 / 16 / 17 ms
-
-(forward + backward, channels_last, measured with ``/tmp``-free microbenchmarks reproduced by
-``tests/test_fast_layers.py``'s equivalence checks and ``benchmarks/test_speed.py``). The modules are the torch
-layers with the same parameters and ``state_dict`` keys; they switch to the matrix product only on the CPU and only
-when the product has at most ``GEMM_MAX_POSITIONS`` columns (batch x output or input positions), and otherwise run
-the torch layer unchanged. ``reference_class`` names the torch layer, which the plain-PyTorch benchmark baselines
-run instead.
+of millions of elements, and oneDNN runs it at a fraction of the machine's speed. Written as what it is there, one
+2-D matrix product of the weight with the (unfolded) input, followed for the transposed convolution by ``fold``
+(col2im), the same layer is about 2-4x faster forward and backward on a 2-core CPU with bf16 autocast
+(``python -m benchmarks.layers``; docs/benchmarks/layers.md has the table, and its one loss: a single output position).
+The modules switch to the matrix product only on the CPU, outside ``torch.compile``, and only when the product has at
+most ``GEMM_MAX_POSITIONS`` columns (batch x output or input positions); otherwise they run the torch layer unchanged.
+``reference_class`` names the torch layer, which the plain-PyTorch benchmark baselines run instead.
 """
 
 from __future__ import annotations
@@ -139,9 +133,10 @@ def dense_grad(x: Tensor) -> Tensor:
 class InstanceNorm2d(nn.InstanceNorm2d):
     """``nn.InstanceNorm2d`` that keeps channels_last memory. torch's instance norm views its input as one image of
     ``N x C`` channels, which channels_last memory cannot express, so it returns a contiguous tensor and every
-    layer around it converts back and forth (its own forward and backward are also 4x slower in channels_last,
-    64 x 128 x 128 bf16 on CPU). Per image, instance statistics are batch statistics of a batch of one, so a
-    channels_last input is normalised image by image with ``batch_norm``, which keeps the format: the same values."""
+    layer around it converts back and forth. Per image, instance statistics are batch statistics of a batch of one,
+    so a channels_last input is normalised image by image with ``batch_norm``, which keeps the format: the same
+    values. In isolation the per-image loop can be slower than torch's kernel (docs/benchmarks/layers.md); inside a
+    channels_last network it removes the conversions around it (CycleGAN's step: 800 -> 756 ms in a profile)."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not _channels_last(x) or self.affine or self.track_running_stats or torch.compiler.is_compiling():
