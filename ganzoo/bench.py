@@ -313,8 +313,17 @@ def run(
     path = Path(out) / f"{slug}.json"
     failures: list[dict[str, Any]] = []
 
-    def save() -> None:  # after every case, so a crash or Ctrl-C keeps what was measured
+    def markdown() -> str:
+        md = f"Machine: {machine}, torch {torch.__version__}\n\n" + markdown_table(results)
+        if ratios:
+            md += "\n\n" + ratio_table(ratios)
+        if failures:
+            md += "\n\nFailed cases:\n\n" + "\n".join(f"- {json.dumps(f)}" for f in failures)
+        return md
+
+    def save() -> None:  # after every case, so a crash, Ctrl-C or a timeout keeps what was measured
         write_results(results, path, {"baselines": ratios, "failures": failures, "quick": quick})
+        path.with_suffix(".md").write_text(markdown() + "\n")
 
     for n, s, c in jobs:
         try:
@@ -336,13 +345,7 @@ def run(
     if bar:
         bar.close()
     save()
-    md = f"Machine: {machine}, torch {torch.__version__}\n\n" + markdown_table(results)
-    if ratios:
-        md += "\n\n" + ratio_table(ratios)
-    if failures:
-        md += "\n\nFailed cases:\n\n" + "\n".join(f"- {json.dumps(f)}" for f in failures)
-    Path(path).with_suffix(".md").write_text(md + "\n")
-    return path, md
+    return path, markdown()
 
 
 def ratio_table(ratios: list[dict[str, Any]]) -> str:

@@ -18,3 +18,29 @@ def test_bench_command_writes_results(tmp_path, capsys):
     files = sorted(p.suffix for p in tmp_path.iterdir())
     assert files == [".json", ".md"]
     assert "ms/step" in capsys.readouterr().out
+
+
+def test_a_failing_case_is_recorded_and_the_others_are_kept(tmp_path, monkeypatch):
+    import json
+
+    real = bench.measure
+
+    def flaky(name, size, device, **kw):
+        if kw.get("precision") == "fp32":
+            raise RuntimeError("compiler exploded\nlong trace")
+        return real(name, size, device, **kw)
+
+    monkeypatch.setattr(bench, "measure", flaky)
+    path, md = bench.run(["vanilla"], quick=True, out=tmp_path, progress=False)
+    data = json.loads(path.read_text())
+    assert len(data["results"]) == 1 and data["results"][0]["precision"] != "float32"
+    assert data["failures"] == [
+        {
+            "name": "vanilla",
+            "size": "small",
+            "precision": "fp32",
+            "channels_last": False,
+            "error": "RuntimeError: compiler exploded",
+        }
+    ]
+    assert "Failed cases" in md and path.with_suffix(".md").read_text().strip() == md.strip()
