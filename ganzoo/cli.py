@@ -202,6 +202,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  samples:    {result['samples']}")
     print(f"  checkpoint: {result['checkpoint']}")
     print(f"  model:      {result['model']}")
+    if (Path(result["out"]) / "losses.png").exists():
+        print(f"  losses:     {Path(result['out']) / 'losses.png'}")
     print("next:")
     model = result["model"]
     use = {
