@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ganzoo.data.base import DataError, DataRequest
-from ganzoo.data.files import MnistDataset, check_channels, list_images, load_image
+from ganzoo.data.files import ImageTensorDataset, MnistDataset, check_channels, list_images, load_image
 from ganzoo.data.procedural import ShapesDataset, check_split, counter_uniform, stream_key, wrap_indices
 
 __all__ = [
@@ -41,36 +41,6 @@ _ANOMALY = ("anomaly",)
 
 # The validation carve: every VAL_EVERY-th item (by position in its source) goes to ``val`` instead of ``train``.
 VAL_EVERY = 10
-
-
-class ImageTensorDataset(Dataset):
-    """Images held in memory as ``uint8 (N, H, W)`` (grayscale) or ``(N, C, H, W)`` with int64 labels.
-
-    Grayscale is replicated to 3 channels per item when ``channels == 3`` (cheaper than storing three copies).
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, channels: int = 1) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images, self.labels = images, labels.to(torch.int64)
-        self.channels = check_channels(channels, "anomaly")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
-        _, items = wrap_indices(indices, len(self))
-        rows = torch.tensor(items, dtype=torch.int64)
-        images = self.images[rows]
-        if images.dim() == 3:
-            images = images.unsqueeze(1)
-        if self.channels == 3 and images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1).contiguous()
-        labels = self.labels[rows]
-        return [{"image": images[i], "label": labels[i]} for i in range(len(items))]
 
 
 # ------------------------------------------------------------------------------------------------------ MNIST

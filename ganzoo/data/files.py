@@ -27,12 +27,14 @@ __all__ = [
     "IDX_DTYPES",
     "IMAGE_EXTENSIONS",
     "ImageFolderDataset",
+    "ImageTensorDataset",
     "MnistDataset",
     "StackedMnistDataset",
     "class_layout",
     "check_channels",
     "find_mnist_files",
     "fit_image",
+    "image_inputs",
     "image_to_tensor",
     "list_images",
     "load_image",
@@ -135,7 +137,37 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.T
     return out
 
 
-class MnistDataset(Dataset):
+class ImageTensorDataset(Dataset):
+    """Images held in memory as ``uint8 (N, H, W)`` (grayscale) or ``(N, C, H, W)`` with int64 labels.
+
+    Grayscale is replicated to 3 channels per item when ``channels == 3`` (cheaper than storing three copies).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, channels: int = 1, what: str = "images") -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels.to(torch.int64)
+        self.channels = check_channels(channels, what)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        _, items = wrap_indices(indices, len(self))
+        rows = torch.tensor(items, dtype=torch.int64)
+        images = self.images[rows]
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        if self.channels == 3 and images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1).contiguous()
+        labels = self.labels[rows]
+        return [{"image": images[i], "label": labels[i]} for i in range(len(items))]
+
+
+class MnistDataset(ImageTensorDataset):
     """MNIST (or any same-format set: Fashion-MNIST, KMNIST) from its IDX files, held in memory as uint8.
 
     Item ``k`` is ``{"image": uint8 C x S x S, "label": int64 digit}`` of image ``k % len(self)``. Resizing happens
@@ -149,7 +181,7 @@ class MnistDataset(Dataset):
     num_classes = 10
 
     def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = 28, channels: int = 1) -> None:
-        self.channels = check_channels(channels, "mnist")
+        check_channels(channels, "mnist")
         self.image_size = _check_size(image_size, "mnist")
         images_path, labels_path = find_mnist_files(root, split)
         images, labels = read_idx(images_path), read_idx(labels_path)
@@ -164,24 +196,7 @@ class MnistDataset(Dataset):
         tensor = torch.from_numpy(images.copy())
         if tensor.shape[1:] != (image_size, image_size):
             tensor = resize_images(tensor, image_size)
-        self.images = tensor
-        self.labels = torch.from_numpy(labels.astype(np.int64))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
-        _, items = wrap_indices(indices, len(self))
-        rows = torch.tensor(items, dtype=torch.int64)
-        # Indexing copies, so items never pin the whole in-memory dataset when they cross process boundaries.
-        images = self.images[rows].unsqueeze(1)
-        if self.channels == 3:
-            images = images.expand(-1, 3, -1, -1).contiguous()
-        labels = self.labels[rows]
-        return [{"image": images[i], "label": labels[i]} for i in range(len(items))]
+        super().__init__(tensor, torch.from_numpy(labels.astype(np.int64)), channels, "mnist")
 
 
 class StackedMnistDataset(Dataset):
@@ -241,6 +256,23 @@ def list_images(root: str | os.PathLike) -> list[Path]:
         raise DataError(f"no images in {root}; looked for {', '.join(IMAGE_EXTENSIONS)} files, recursively")
     # Sorting by path parts gives the same order on every filesystem, so item k is the same file everywhere.
     return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+def image_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The image files a command was given: files as named (an image extension required), folders expanded with
+    :func:`list_images`. Raises :class:`DataError` naming a missing input or a file that is not an image."""
+    files: list[Path] = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            files += list_images(p)
+        elif p.is_file():
+            if not p.name.lower().endswith(IMAGE_EXTENSIONS):
+                raise DataError(f"{p} is not an image; valid extensions: {', '.join(IMAGE_EXTENSIONS)}")
+            files.append(p)
+        else:
+            raise DataError(f"input not found: {p}")
+    return files
 
 
 def class_layout(root: str | os.PathLike, files: Sequence[Path]) -> tuple[list[int], list[str]]:

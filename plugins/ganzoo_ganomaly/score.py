@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ganzoo.data.base import DataError
+from ganzoo.data.files import image_inputs
 from ganzoo.errors import ConfigError
 
 
@@ -31,23 +31,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=256)
 
 
-def _image_files(inputs: list[str]) -> list[Path]:
-    from ganzoo.data.files import IMAGE_EXTENSIONS, list_images
-
-    files: list[Path] = []
-    for raw in inputs:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            files += list_images(p)
-        elif p.is_file():
-            if not p.name.lower().endswith(IMAGE_EXTENSIONS):
-                raise DataError(f"{p} is not an image; valid extensions: {', '.join(IMAGE_EXTENSIONS)}")
-            files.append(p)
-        else:
-            raise DataError(f"input not found: {p}")
-    return files
-
-
 def _picture(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     """Input, reconstruction and |difference| (black = equal, white = off by the full range) side by side, enlarged
     to at least 96 pixels so small images can be seen."""
@@ -61,7 +44,7 @@ def _score_files(model: Any, args: argparse.Namespace, threshold: float | None) 
     from ganzoo.data.files import load_image
     from ganzoo.utils.images import save_image
 
-    files = _image_files(args.inputs)
+    files = image_inputs(args.inputs)
     c = model.config
     images = torch.stack([load_image(f, c.channels, c.image_size) for f in files])
     r = model.reconstruct(images, args.batch_size)

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from ganzoo.data.base import DataError
-from ganzoo.data.files import IMAGE_EXTENSIONS, image_to_tensor, list_images, open_image
+from ganzoo.data.files import image_inputs, image_to_tensor, open_image
 from ganzoo.errors import ConfigError
 from ganzoo.variant import GANVariant, Task
 
@@ -50,21 +50,6 @@ def upscale_image(
 def _check_model(model: GANVariant) -> None:
     if model.task != Task.SUPER_RESOLUTION:
         raise ConfigError(f"{model.name} is a {model.task} model; upscale needs a super_resolution model")
-
-
-def _expand_inputs(inputs: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for raw in inputs:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            files.extend(list_images(p))
-        elif p.is_file():
-            if not p.name.lower().endswith(IMAGE_EXTENSIONS):
-                raise DataError(f"{p} is not an image; valid extensions: {', '.join(IMAGE_EXTENSIONS)}")
-            files.append(p)
-        else:
-            raise DataError(f"input not found: {p}")
-    return files
 
 
 def _open_any(path: Path) -> Image.Image:
@@ -154,7 +139,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     _positive_tiling(args)
     model = load(args.model, device=args.device)
     _check_model(model)
-    files = _expand_inputs(args.inputs)
+    files = image_inputs(args.inputs)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     for f in files:
