@@ -10,8 +10,8 @@ import torch
 
 import ganzoo
 from ganzoo.testing import tiny_variant
+from ganzoo.train import TrainConfig, Trainer
 from ganzoo.train.data import build_dataset, first_items, to_device
-from ganzoo.train.trainer import TrainConfig, Trainer
 
 TOL = {"bf16": 0.1, "fp16": 0.05}
 
@@ -24,6 +24,7 @@ def step_losses(name: str, precision: str) -> dict[str, float]:
     t._setup()
     t.step = sum(s.steps or 0 for s in t.stages[:-1])
     ds = build_dataset(v.default_data, v, seed=0)
+    v.prepare_data(ds)
     batch = to_device(first_items(ds, t.batch_size), t.device, t.channels_last)
     torch.manual_seed(1)
     out = t.train_step(batch)

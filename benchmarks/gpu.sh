@@ -11,7 +11,7 @@ status=0
 timeout 120 python3 benchmarks/cuda_check.py "$OUT/cuda_check.json" >"$OUT/cuda_check.log" 2>&1 || status=1
 timeout 60 python3 -m pytest -q -m cuda tests >"$OUT/cuda_tests.log" 2>&1 || [ $? -eq 5 ] || status=1
 # The speed suite: every variant at both sizes over fp32/bf16/fp16 x channels_last (+ compile), and the baselines.
-timeout 330 ganzoo bench --device cuda --out "$OUT" --no-progress >"$OUT/bench.log" 2>&1 || status=1
+timeout 330 python3 -m benchmarks.speed --device cuda --out "$OUT" --no-progress >"$OUT/bench.log" 2>&1 || status=1
 tail -n 40 "$OUT/bench.log"
 cat "$OUT/gpu.txt"
 exit $status

@@ -1,8 +1,8 @@
 """Speed suite (opt-in: `make bench`, not part of `make test`).
 
-For every registered variant: one full training step and one inference batch at its standard and small size, over
-precision x channels_last (x compile unless --quick); and, side by side in the same process, ganzoo's default step
-against a plain-PyTorch baseline for DCGAN, pix2pix and CycleGAN.
+For every registered variant: one full training step and one inference batch at its standard and small size (its
+``bench_sizes``), over precision x channels_last (x compile unless --quick); and, side by side in the same process,
+ganzoo's default step against the plain-PyTorch baselines of ``benchmarks/baselines.py``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 import ganzoo
+from benchmarks.baselines import BASELINES, baseline_ratio
 from ganzoo import bench
-from ganzoo.bench_baselines import BASELINES
 
 
 def _variants(config):
@@ -55,7 +55,7 @@ def test_train_step(benchmark, name, size, combo, device, quick):
 def test_baseline_ratio(benchmark, baseline, device, quick):
     """ganzoo's default settings vs the straightforward loop on the same networks, alternating rounds."""
     size = "small" if quick else "standard"
-    r = bench.baseline_ratio(baseline, size, device, rounds=3 if quick else 5)
+    r = baseline_ratio(baseline, size, device, rounds=3 if quick else 5)
     benchmark.extra_info.update(r)
     print(
         f"\n{baseline} {size}: baseline {r['baseline_ms']:.1f} ms, ganzoo {r['ganzoo_ms']:.1f} ms, {r['speedup']:.2f}x"

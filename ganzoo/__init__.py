@@ -5,16 +5,16 @@
 >>> model = ganzoo.create("dcgan", image_size=32)
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .api import create, list_plugins, load, save_model
 from .errors import CheckpointError, ConfigError, GanzooError, PluginError, UnknownNameError
 from .hookspecs import hookimpl
 from .registry import list_variants
-from .train.trainer import TrainConfig, Trainer
-from .variant import GANVariant, Phase, Stage, StepState, Task
+from .train import TrainConfig, Trainer, TrainingDiverged
+from .variant import GANVariant, Phase, Stage, StepState, Task, TrainInfo
 
 __all__ = [
+    "__version__",
     "CheckpointError",
     "ConfigError",
     "GANVariant",
@@ -25,7 +25,9 @@ __all__ = [
     "StepState",
     "Task",
     "TrainConfig",
+    "TrainInfo",
     "Trainer",
+    "TrainingDiverged",
     "UnknownNameError",
     "create",
     "hookimpl",

@@ -1,4 +1,7 @@
-"""The public Python API: create a variant by name, save and load models, list what is installed."""
+"""The public Python API: create a variant by name, save and load models, list what is installed.
+
+:func:`save_model` lives in :mod:`ganzoo.train.checkpoint` (the trainer exports through it too) and is re-exported
+here and from ``ganzoo``."""
 
 from __future__ import annotations
 
@@ -8,9 +11,12 @@ from typing import Any
 import torch
 
 from . import registry
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError
 from .train import checkpoint as ckpt
+from .train.checkpoint import save_model
 from .variant import GANVariant
+
+__all__ = ["create", "list_plugins", "load", "save_model"]
 
 
 def create(name: str, **overrides: Any) -> GANVariant:
@@ -21,26 +27,6 @@ def create(name: str, **overrides: Any) -> GANVariant:
     variant = spec.cls(config)
     variant.registered_name = name
     return variant
-
-
-def save_model(variant: GANVariant, path: str | Path, name: str | None = None, extra: dict | None = None) -> Path:
-    """Export ``variant`` as one ``.safetensors`` file whose metadata names the variant and its config."""
-    from .train.trainer import versions
-
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise ConfigError(f"model files are .safetensors; got {str(path)!r}")
-    meta = {
-        "ganzoo.variant": name or getattr(variant, "registered_name", variant.name),
-        "ganzoo.config": variant.config_dict(),
-        "ganzoo.extra": variant.extra_metadata(),
-        "ganzoo.info": extra or {},
-        "ganzoo.versions": versions(),
-    }
-    skip = tuple(variant.training_state)
-    tensors = {f"model/{k}": v for k, v in variant.state_dict().items() if not (skip and k.startswith(skip))}
-    ckpt.save_tensors(path, tensors, meta, ckpt.FORMAT_MODEL)
-    return path
 
 
 def _rebuild(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str, prefix: str) -> GANVariant:
@@ -91,10 +77,16 @@ def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True)
 
 
 def list_plugins() -> list[dict[str, Any]]:
-    """Installed plugins: name, module, distribution, version, what each registered, and load errors."""
+    """The plugins found, in load order (the core's own first, then entry points by name, then plugins registered
+    from code), each with what it registered or why it is disabled.
+
+    :returns: one dict per plugin: ``name`` (the entry-point name), ``module``, ``distribution`` and ``version``
+        (the installed package, ``None`` for plugins registered from code), ``registered`` (kind -> sorted names)
+        and ``error`` (``None``, or why the plugin is disabled).
+    """
     from .plugins import plugin_infos
 
-    registry.variants(), registry.losses(), registry.datasets(), registry.metrics(), registry.commands()
+    registry.variants()  # fills every registry (a plugin is enabled or disabled across all of them at once)
     return [
         {
             "name": i.name,

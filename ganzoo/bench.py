@@ -1,19 +1,20 @@
-"""Speed measurement shared by the pytest-benchmark suite (``benchmarks/``) and ``ganzoo bench``.
+"""Speed measurement shared by ``ganzoo bench`` and the speed suite in ``benchmarks/`` (which adds the comparison
+with plain-PyTorch training loops: ``python -m benchmarks.speed``).
 
-A measurement builds a variant at a named size, runs the trainer's real ``train_step`` (every phase, EMA, the
-chosen precision/compile/memory format) on a fixed batch already on the device, excludes warm-up (compilation,
-cuDNN autotune), synchronizes the device around every timed call and reports the median.
+A measurement builds a variant at a named size (the variant's ``bench_sizes``), runs the trainer's real
+``train_step`` (every phase, EMA, the chosen precision/compile/memory format) on a fixed batch already on the device,
+excludes warm-up (compilation, cuDNN autotune), synchronizes the device around every timed call and reports the
+median.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,20 +23,9 @@ import torch
 
 from . import registry
 from .api import create
+from .train import TrainConfig, Trainer, resolve_device
 from .train.data import build_dataset, first_items, to_device
-from .train.trainer import TrainConfig, Trainer, resolve_device
-
-# The standard configuration of each family (the paper's resolution and batch) and a small one.
-SIZES: dict[str, dict[str, dict[str, Any]]] = {
-    "dcgan": {"standard": {"image_size": 64, "batch_size": 64}, "small": {"image_size": 32, "batch_size": 16}},
-    "vanilla": {"standard": {"batch_size": 64}, "small": {"batch_size": 16}},
-    "pix2pix": {"standard": {}, "small": {"netG": "unet_128", "image_size": 128}},
-    # PROTOCOLS.md's CycleGAN reference point is resnet_9blocks at 128x128, batch 1.
-    "cyclegan": {"standard": {"image_size": 128, "netG": "resnet_9blocks"}, "small": {"image_size": 64}},
-    "srgan": {"standard": {}, "small": {"image_size": 48, "batch_size": 4}},
-    "ganomaly": {"standard": {}, "small": {"batch_size": 16}},
-    "attngan": {"standard": {}, "small": {"base_size": 32, "branches": 2, "batch_size": 8}},
-}
+from .variant import GANVariant
 
 # Peak dense bf16 throughput (FLOP/s) of known accelerators, for MFU.
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
@@ -65,11 +55,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def build(name: str, size: str = "standard", **overrides: Any):
-    """The variant ``name`` at ``size`` (``standard`` or ``small``); unknown families use their defaults."""
-    family = name.split(".")[0]
-    preset = SIZES.get(family, {}).get(size, {})
-    return create(name, **{**preset, **overrides})
+def build(name: str, size: str = "standard", **overrides: Any) -> GANVariant:
+    """The variant ``name`` at ``size``.
+
+    :param name: a variant name (``family`` or ``family.tag``).
+    :param size: a key of the variant's ``bench_sizes`` (``"standard"`` or ``"small"``); a size it does not list
+        means its defaults.
+    :param overrides: config overrides applied last.
+    :returns: the variant.
+    """
+    spec, _, _ = registry.resolve(name)
+    return create(name, **{**spec.cls.bench_sizes.get(size, {}), **overrides})
 
 
 def prepare(
@@ -102,6 +98,7 @@ def prepare(
     trainer = Trainer(variant, cfg, out="/nonexistent-bench-dir")
     trainer._setup()
     ds = build_dataset(variant.default_data, variant, seed=0)
+    variant.prepare_data(ds)  # the state a training run gives the variant before its first step
     batch = to_device(first_items(ds, trainer.batch_size), trainer.device, trainer.channels_last)
     # Skip pretraining stages so the timed step is the adversarial one (all phases) where a variant has stages.
     trainer.step = sum(s.steps or 0 for s in trainer.stages[:-1])
@@ -237,77 +234,38 @@ def grid(device: str, quick: bool) -> list[dict[str, Any]]:
     return combos
 
 
-def deepcopy_fp32(module: torch.nn.Module) -> torch.nn.Module:
-    """A contiguous fp32 copy for the plain-PyTorch baselines. Layers that ganzoo computes its own way declare the
-    torch layer they replace (``reference_class``, same parameters and keys) and are turned back into it, so the
-    baseline runs the reference's layers."""
-    copied = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format)
-    for m in copied.modules():
-        ref = getattr(type(m), "reference_class", None)
-        if ref is not None:
-            m.__class__ = ref
-    return copied
-
-
-def baseline_ratio(name: str, size: str = "standard", device: str = "cpu", rounds: int = 5) -> dict[str, Any]:
-    """ganzoo's default step against the plain-PyTorch loop of ``bench_baselines`` on the same networks, timed in
-    alternating rounds in one process so both see the same machine state."""
-    from .bench_baselines import BASELINES, param_count
-
-    trainer, batch = prepare(name, size, device)
-    ref = BASELINES[name](trainer.variant, batch)
-    params = {m: param_count(getattr(ref, m)) for m in ("G", "D", "G_A", "G_B", "D_A", "D_B") if hasattr(ref, m)}
-    for m, n in params.items():
-        if param_count(getattr(trainer.variant, m)) != n:
-            raise AssertionError(
-                f"baseline {m} has {n} parameters, ganzoo's {param_count(getattr(trainer.variant, m))}"
-            )
-    dev = trainer.device
-    for _ in range(2):
-        trainer.train_step(batch)
-        ref.step()
-    ours: list[float] = []
-    theirs: list[float] = []
-    for _ in range(rounds):
-        theirs += median_ms(ref.step, dev, 1, 0)
-        ours += median_ms(lambda: trainer.train_step(batch), dev, 1, 0)
-    b, o = statistics.median(theirs), statistics.median(ours)
-    return {
-        "name": name,
-        "size": size,
-        "device": str(dev),
-        "batch_size": trainer.batch_size,
-        "ganzoo_precision": str(trainer.dtype).replace("torch.", ""),
-        "ganzoo_channels_last": trainer.channels_last,
-        "baseline_ms": b,
-        "ganzoo_ms": o,
-        "speedup": b / o,
-        "params": params,
-        "rounds": rounds,
-    }
-
-
 def run(
     names: list[str] | None = None,
     device: str = "cpu",
     quick: bool = False,
     out: str | Path = "benchmarks/results",
     progress: bool = True,
+    baselines: Mapping[str, Callable[[str, str, int], dict[str, Any]]] | None = None,
 ) -> tuple[Path, str]:
-    """Measure every variant over the option grid plus the baseline ratios; write ``<out>/<machine>.json`` and
-    ``.md``. Returns the JSON path and the markdown."""
-    from .bench_baselines import BASELINES
+    """Measure every variant over the option grid (and the comparisons with baselines given); write
+    ``<out>/<machine>.json`` and ``.md`` after every case, so an interrupted run keeps what it measured.
 
+    :param names: variants to measure (default: every registered family).
+    :param device: ``cpu``, ``cuda`` ...
+    :param quick: the small size only, fewer combinations and rounds.
+    :param out: the results folder.
+    :param progress: show a progress bar.
+    :param baselines: variant name -> ``compare(size, device, rounds)`` returning a row of :func:`ratio_table`
+        (``benchmarks/baselines.py`` has the plain-PyTorch loops); rows go to the JSON's ``baselines`` list.
+    :returns: the JSON path and the markdown.
+    """
+    baselines = {n: f for n, f in (baselines or {}).items()}
     names = names or registry.list_variants(tags=False)
     sizes = ("small",) if quick else ("small", "standard")
     jobs = [(n, s, c) for n in names for s in sizes for c in grid(device, quick)]
+    compared = [n for n in names if n in baselines]
     results: list[Result] = []
     ratios: list[dict[str, Any]] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(jobs) + sum(n in BASELINES for n in names), desc="bench", unit="case")
+        bar = tqdm(total=len(jobs) + len(compared), desc="bench", unit="case")
     machine = machine_name(device)
     slug = "".join(ch if ch.isalnum() else "-" for ch in machine).strip("-").lower()
     path = Path(out) / f"{slug}.json"
@@ -333,15 +291,14 @@ def run(
         save()
         if bar:
             bar.update(1)
-    for n in names:
-        if n in BASELINES:
-            try:
-                ratios.append(baseline_ratio(n, "small" if quick else "standard", device, rounds=3 if quick else 9))
-            except Exception as e:
-                failures.append({"name": n, "baseline": True, "error": f"{type(e).__name__}: {e}"})
-            save()
-            if bar:
-                bar.update(1)
+    for n in compared:
+        try:
+            ratios.append(baselines[n]("small" if quick else "standard", device, 3 if quick else 9))
+        except Exception as e:
+            failures.append({"name": n, "baseline": True, "error": f"{type(e).__name__}: {e}"})
+        save()
+        if bar:
+            bar.update(1)
     if bar:
         bar.close()
     save()
@@ -349,6 +306,12 @@ def run(
 
 
 def ratio_table(ratios: list[dict[str, Any]]) -> str:
+    """A markdown table of baseline comparisons.
+
+    :param ratios: rows with ``name``, ``size``, ``batch_size``, ``baseline_ms``, ``ganzoo_ms``,
+        ``ganzoo_precision`` and ``speedup``.
+    :returns: the table.
+    """
     rows = [
         "| variant | size | batch | plain PyTorch (eager fp32) ms | ganzoo default ms | ganzoo precision | speedup |",
         "| --- | --- | ---: | ---: | ---: | --- | ---: |",

@@ -34,6 +34,13 @@ def ganzoo_register_metrics(register: Callable[..., None]) -> None:
 
 
 @hookimpl
+def ganzoo_register_evaluators(register: Callable[..., None]) -> None:
+    from .metrics.builtin_evaluators import register_evaluators
+
+    register_evaluators(register)
+
+
+@hookimpl
 def ganzoo_register_commands(register: Callable[..., None]) -> None:
     from .metrics.commands import register_commands
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     for p in plugins:
         reg = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(p["registered"].items()) if v) or "nothing"
-        ver = f" {p['version']}" if p["version"] else ""
-        print(f"{p['name']}{ver} ({p['module']}): {reg}")
+        # The distribution is what `ganzoo uninstall` and pip act on; several plugins may share one.
+        dist = " ".join(x for x in (p["distribution"], p["version"]) if x) or "registered from code"
+        print(f"{p['name']} ({dist}; module {p['module']}): {reg}")
         if p["error"]:
             print(f"  ERROR: {p['error']}")
     return 0
@@ -130,8 +132,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     from .data import download as dl
 
     if args.action == "list":
-        for name, (_, remote, layout) in sorted(dl.DATASETS.items()):
-            print(f"{name:<24} {layout:<10} {remote}")
+        from . import registry
+
+        for e in sorted(registry.downloads().values(), key=lambda e: e.name):
+            print(f"{e.name:<24} {e.extra['reader']:<10} {e.obj}    ({e.plugin}: {e.help})")
         return 0
     if not args.name:
         raise UsageError("ganzoo data download: name the dataset (see `ganzoo data list`)")
@@ -145,7 +149,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _train_config(args: argparse.Namespace, yaml_train: dict[str, Any]) -> Any:
     from .config import apply_overrides
-    from .train.trainer import TrainConfig
+    from .train import TrainConfig
 
     over: dict[str, Any] = dict(yaml_train)
     for key in ("steps", "batch_size", "device", "precision", "seed", "log_every", "sample_every", "ckpt_every"):
@@ -165,8 +169,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import registry
     from .api import create
     from .config import load_yaml, parse_assignments
+    from .train import Trainer
     from .train import checkpoint as ckpt
-    from .train.trainer import Trainer
 
     yaml_cfg = load_yaml(args.config) if args.config else {}
     unknown = set(yaml_cfg) - {"model", "train", "data"}
@@ -206,18 +210,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  losses:     {Path(result['out']) / 'losses.png'}")
     print("next:")
     model = result["model"]
-    use = {
-        "unconditional": f"ganzoo sample {model} -n 64 -o samples.png    # new samples from the trained model",
-        "paired": f"ganzoo translate {model} INPUT... -o OUT_DIR    # translate images",
-        "unpaired": f"ganzoo translate {model} INPUT... -o OUT_DIR [--direction b2a]    # translate images",
-        "super_resolution": f"ganzoo upscale {model} INPUT... -o OUT_DIR    # upscale images",
-        "anomaly": f"ganzoo score {model} INPUT... --csv scores.csv    # anomaly scores and verdicts",
-        "text_to_image": f'ganzoo generate {model} "a red circle" -o image.png    # images from a caption',
-    }[str(variant.task)]
-    print(f"  {use}")
+    for hint in _next_steps(str(variant.task), model):
+        print(f"  {hint}")
     print(f"  ganzoo eval {model}    # the task's metrics, with provenance")
     print(f"  ganzoo train {args.name} --out {out} --resume --steps {tcfg.steps * 2}    # keep training")
     return 0
+
+
+def _next_steps(task: str, model: str) -> list[str]:
+    """What to do with a model of ``task`` just trained: the core's commands for the task, then the commands plugins
+    registered for it."""
+    from . import registry
+    from .variant import Task
+
+    hints = []
+    if task == Task.UNCONDITIONAL:
+        hints.append(f"ganzoo sample {model} -n 64 -o samples.png    # new samples from the trained model")
+    for e in registry.commands_for(task):
+        hints.append(f"ganzoo {e.name} {model} ...    # {e.help}")
+    return hints
 
 
 # ---- sample / export -------------------------------------------------------------------------------------------------
@@ -225,12 +236,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from .api import load
+    from .tasks import NoiseGenerator, require
     from .utils.images import save_grid
-    from .variant import Task
 
-    model = load(args.model, device=args.device)
-    if model.task != Task.UNCONDITIONAL:
-        raise UsageError(f"{model.name} is a {model.task} model; `sample` draws from noise models only")
+    model = require(load(args.model, device=args.device), NoiseGenerator, purpose="`ganzoo sample`")
     imgs = model.generate(n=args.n, seed=args.seed)
     if imgs.dim() == 2:  # 2D points: a scatter picture
         from .utils.images import scatter_image
@@ -280,35 +289,110 @@ def _pip(*pip_args: str) -> int:
     return subprocess.call([sys.executable, "-m", "pip", *pip_args])
 
 
-def _registered_names() -> dict[str, set[str]]:
-    from . import plugins, registry
+def _fresh_plugins() -> list[dict[str, Any]]:
+    """``ganzoo plugins --json`` in a new interpreter. An install (an editable one above all: a ``.pth`` file read
+    at start-up) is only visible to a process started after it, so that is where its registrations are read. The
+    new process also gets this one's import path, which tests and notebooks may have extended."""
+    import os
 
-    plugins.reset()
-    registry.variants()
-    return {p.name: {n for v in p.registered.values() for n in v} for p in plugins.plugin_infos().values()}
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*filter(None, env.get("PYTHONPATH", "").split(os.pathsep)), *sys.path])
+    r = subprocess.run(
+        [sys.executable, "-m", "ganzoo", "plugins", "--json"], capture_output=True, text=True, env=env, timeout=300
+    )
+    if r.returncode:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UsageError(f"installed, but a new ganzoo process could not list its plugins: {last}")
+    return json.loads(r.stdout)
+
+
+def _registrations(plugins: list[dict[str, Any]]) -> dict[str, dict[str, set[str]]]:
+    return {p["name"]: {k: set(v) for k, v in p["registered"].items()} for p in plugins}
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    before = _registered_names()
+    from .api import list_plugins
+    from .plugins import reset
+
+    reset()
+    before = _registrations(list_plugins())
     rc = _pip("install", *(["--upgrade"] if args.upgrade else []), *(["-e"] if args.editable else []), *args.packages)
     if rc:
         raise UsageError(f"pip install {' '.join(args.packages)} failed with exit code {rc}")
-    import importlib
-
-    importlib.invalidate_caches()
-    after = _registered_names()
-    new = {p: names for p, names in after.items() if names - before.get(p, set())}
-    if not new:
+    reset()
+    after = _fresh_plugins()
+    reported = False
+    for p in after:
+        old = before.get(p["name"], {})
+        new = {k: sorted(set(v) - old.get(k, set())) for k, v in p["registered"].items()}
+        new = {k: v for k, v in new.items() if v}
+        if new:
+            dist = " ".join(x for x in (p["distribution"], p["version"]) if x)
+            what = "; ".join(f"{k} {', '.join(v)}" for k, v in sorted(new.items()))
+            print(f"plugin {p['name']} ({dist}): {what}")
+            reported = True
+        elif p["error"] and p["name"] not in before:
+            print(f"plugin {p['name']} is installed but disabled: {p['error'].splitlines()[0]}")
+            reported = True
+    if not reported:
         print("installed; it registered no new ganzoo names")
-    for p, names in new.items():
-        print(f"plugin {p}: {', '.join(sorted(names - before.get(p, set())))}")
     return 0
 
 
+def _canonical(dist: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _distributions_to_uninstall(names: list[str]) -> list[str]:
+    """The distributions behind the names ``ganzoo plugins`` shows (plugin or distribution names)."""
+    from .api import list_plugins
+    from .errors import UnknownNameError
+    from .plugins import reset
+
+    reset()
+    plugins = [p for p in list_plugins() if p["distribution"]]
+    by_plugin = {p["name"]: p["distribution"] for p in plugins}
+    by_dist = {_canonical(p["distribution"]): p["distribution"] for p in plugins}
+    dists: list[str] = []
+    for name in names:
+        dist = by_plugin.get(name) or by_dist.get(_canonical(name))
+        if dist is None:
+            choices = [n for n in [*by_plugin, *by_dist.values()] if _canonical(by_plugin.get(n, n)) != "ganzoo"]
+            raise UnknownNameError("installed plugin", name, choices)
+        if _canonical(dist) == "ganzoo":
+            raise UsageError(
+                f"{name!r} is part of ganzoo itself, not a plugin package; leave it out with "
+                f"GANZOO_PLUGINS (an allowlist) instead"
+            )
+        if dist not in dists:
+            dists.append(dist)
+    return dists
+
+
 def cmd_uninstall(args: argparse.Namespace) -> int:
-    rc = _pip("uninstall", *(["-y"] if args.yes else []), *args.packages)
+    import importlib
+    import importlib.metadata
+
+    dists = _distributions_to_uninstall(args.packages)
+    rc = _pip("uninstall", *(["-y"] if args.yes else []), *dists)
     if rc:
-        raise UsageError(f"pip uninstall {' '.join(args.packages)} failed with exit code {rc}")
+        raise UsageError(f"pip uninstall {' '.join(dists)} failed with exit code {rc}")
+    importlib.invalidate_caches()
+    left = []
+    for dist in dists:
+        try:
+            importlib.metadata.distribution(dist)
+            left.append(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if left:  # pip says "Skipping" and exits 0 when it removes nothing (another environment, a declined prompt)
+        raise UsageError(f"nothing was uninstalled: {', '.join(left)} is still installed in {sys.prefix}")
+    from .plugins import reset
+
+    reset()
+    print(f"uninstalled {', '.join(dists)}")
     return 0
 
 
@@ -343,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_datasets)
 
-    s = sub.add_parser("data", help="list or download the public pix2pix / CycleGAN datasets")
+    s = sub.add_parser("data", help="list or download the public datasets that plugins register")
     s.add_argument("action", choices=["list", "download"])
     s.add_argument("name", nargs="?")
     s.add_argument("--root", help="where to keep archives and extracted data (default $GANZOO_DATA or the cache)")
@@ -352,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("train", help="train a variant")
-    s.add_argument("name", help="variant name, e.g. dcgan or dcgan.mnist")
+    s.add_argument("name", help="variant name, family or family.tag (see `ganzoo list`)")
     s.add_argument("--data", help="data spec NAME[:ARG], e.g. shapes, mnist:/path/to/mnist, folder:/path")
     s.add_argument("--steps", type=int)
     s.add_argument("--batch-size", dest="batch_size", type=int)
@@ -390,7 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("bench", help="time training steps and inference over precision/compile/memory format")
+    s = sub.add_parser(
+        "bench",
+        help="time training steps and inference over precision/compile/memory format "
+        "(python -m benchmarks.speed adds the plain-PyTorch baselines)",
+    )
     s.add_argument("names", nargs="*", help="variants (default: all)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--quick", action="store_true", help="small sizes, fewer combinations and rounds")
@@ -404,8 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-e", "--editable", action="store_true")
     s.set_defaults(func=cmd_install)
 
-    s = sub.add_parser("uninstall", help="pip-uninstall plugin packages")
-    s.add_argument("packages", nargs="+")
+    s = sub.add_parser("uninstall", help="pip-uninstall plugins by the names `ganzoo plugins` shows")
+    s.add_argument("packages", nargs="+", metavar="NAME", help="plugin or distribution name")
     s.add_argument("-y", "--yes", action="store_true")
     s.set_defaults(func=cmd_uninstall)
 
@@ -416,8 +504,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    print(f"ganzoo: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    with warnings.catch_warnings():
+        # A warning (a disabled plugin ...) is one line for a person, not a file name and a line of ganzoo's source.
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -3,6 +3,13 @@
 Every field of a config dataclass carries a one-line help text in ``field(metadata={"help": ...})`` (or the
 ``help()`` shortcut below) so ``ganzoo info NAME`` can print it. Values from strings are parsed by the field's
 type, never by ``eval``.
+
+A config class may define ``validate(self) -> None``. :func:`apply_overrides` calls it on every config it builds
+(defaults, tag, YAML and ``--set`` applied), so a bad value is refused when the variant is configured, before any
+network or dataset is built. It checks ranges and combinations and raises :class:`ganzoo.errors.ConfigError` with
+one line naming the field, the bad value and what is valid (``"nz must be >= 1, got 0"``);
+the CLI prints that line and exits with status 2. :func:`require` does the common checks; an unknown name (a loss,
+a dataset) raises the registry's did-you-mean error, :class:`ganzoo.errors.UnknownNameError`.
 """
 
 from __future__ import annotations
@@ -20,14 +27,26 @@ T = TypeVar("T")
 
 
 def help(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:  # noqa: A001 - reads well in configs
-    """A dataclass field with a help text: ``lr: float = help("Adam learning rate", 2e-4)``."""
+    """A dataclass field with a help text: ``lr: float = help("Adam learning rate", 2e-4)``.
+
+    :param text: one line that ``ganzoo info NAME`` prints beside the field.
+    :param default: the default value; a list, dict or set default is copied for each config.
+    :param kw: passed on to :func:`dataclasses.field`.
+    :returns: the :func:`dataclasses.field` to assign in the class body.
+    """
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"help": text}, **kw)
     return dataclasses.field(default=default, metadata={"help": text}, **kw)
 
 
 def require(config: Any, *, at_least_1: tuple[str, ...] = (), positive: tuple[str, ...] = ()) -> None:
-    """Range checks shared by the variant configs' ``validate()``: integers that must be >= 1 and numbers > 0."""
+    """Range checks shared by the variant configs' ``validate()``: integers that must be >= 1 and numbers > 0.
+
+    :param config: the config being validated.
+    :param at_least_1: names of fields that must be >= 1 (widths, counts, batch size).
+    :param positive: names of fields that must be > 0 (learning rates, weights).
+    :raises ganzoo.errors.ConfigError: naming the first field out of range and its value.
+    """
     for name in at_least_1:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")

@@ -16,15 +16,16 @@ class GanzooError(Exception):
 class UnknownNameError(GanzooError, KeyError):
     """An unknown variant, loss, dataset, metric, tag or config key."""
 
-    def __init__(self, kind: str, name: str, choices: Iterable[str]):
-        self.kind, self.name, self.choices = kind, name, sorted(set(choices))
+    def __init__(self, kind: str, name: str, choices: Iterable[str], note: str = ""):
+        self.kind, self.name, self.choices, self.note = kind, name, sorted(set(choices)), note
         super().__init__(self._message())
 
     def _message(self) -> str:
         close = difflib.get_close_matches(self.name, self.choices, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         shown = ", ".join(self.choices[:40]) + (" ..." if len(self.choices) > 40 else "")
-        return f"unknown {self.kind} {self.name!r}.{hint} Valid choices: {shown or '(none registered)'}"
+        note = f" ({self.note})" if self.note else ""
+        return f"unknown {self.kind} {self.name!r}.{hint} Valid choices: {shown or '(none registered)'}{note}"
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self._message()

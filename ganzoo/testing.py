@@ -15,8 +15,9 @@ import torch
 
 from . import registry
 from .api import create, load
+from .tasks import conformance_problems, protocol_of
+from .train import TrainConfig, Trainer
 from .train.data import first_items, to_device
-from .train.trainer import TrainConfig, Trainer
 
 
 def tiny_variant(name: str, **overrides: Any):
@@ -56,8 +57,17 @@ def stage_steps(name: str, **overrides: Any) -> int:
 
 def check_variant(name: str, data: str | None = None, resume: bool = True, **overrides: Any) -> dict[str, Any]:
     """Check that variant ``name`` conforms: it builds tiny, trains one step in every stage with finite losses,
-    produces finite images in [-1, 1], survives an export/load round trip with identical outputs, and (with
-    ``resume``) resumes exactly. Raises AssertionError with a message saying what failed."""
+    implements its task's protocol of :mod:`ganzoo.tasks`, produces finite images in [-1, 1], survives an
+    export/load round trip with identical outputs, and (with ``resume``) resumes exactly.
+
+    :param name: the registered name (``"mygan"`` or ``"mygan.tag"``); the class's ``tiny`` overrides apply.
+    :param data: the data spec to train on; default: the variant's default data (a built-in procedural dataset).
+    :param resume: also check exact resume (N steps + resume + N steps equals 2N steps, weights and EMA bit for
+        bit); it trains three more short runs.
+    :param overrides: config overrides applied after ``tiny``.
+    :returns: ``{"steps": ..., "losses": ...}``: the steps trained and the last log record.
+    :raises AssertionError: with a message naming the variant and what failed.
+    """
     import json
 
     steps = max(2, stage_steps(name, **overrides))
@@ -75,6 +85,9 @@ def check_variant(name: str, data: str | None = None, resume: bool = True, **ove
                     assert math.isfinite(v), f"{name}: {k} is not finite at step {r['step']}: {v}"
 
         model = load(tmp / "a" / "model.safetensors")
+        protocol = protocol_of(model.task)
+        problems = conformance_problems(model, protocol)
+        assert not problems, f"{name}: does not implement ganzoo.tasks.{protocol.__name__}: {'; '.join(problems)}"
         gen = torch.Generator().manual_seed(1)
         batch = to_device(first_items(t.dataset, 2), torch.device("cpu"))
         inputs = model.sample_inputs(2, gen, batch=batch)

@@ -17,9 +17,10 @@ from ganzoo.data.captions import (
     scene_captions,
     tokenize,
 )
-from ganzoo.testing import tiny_variant
+from ganzoo.errors import ConfigError
+from ganzoo.testing import stage_steps, tiny_variant
+from ganzoo.train import TrainConfig, Trainer
 from ganzoo.train.data import build_dataset, first_items, to_device
-from ganzoo.train.trainer import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +101,46 @@ def test_one_attribute_change_changes_one_word():
         assert len(x.split()) == len(y.split()) and len(diff) >= 1 and all(p != q for p, q in diff)
 
 
-def test_dataset_fills_the_variants_vocabulary_once():
+def test_prepare_data_adopts_the_training_vocabulary_which_the_data_options_pass_as_words():
     v = tiny_variant("attngan")
-    assert v.vocab.is_empty
+    assert v.vocab.is_empty and v.data_options()["vocab"] is None
     ds = build_dataset("shapes-captions", v)
-    assert not v.vocab.is_empty and ds.vocab is v.vocab and len(v.vocab) <= v.config.vocab_size
-    words = v.vocab.to_list()
-    build_dataset("shapes-captions", v, split="val")  # a filled vocabulary is used as it is
-    assert v.vocab.to_list() == words
+    assert v.vocab.is_empty  # building the data leaves the model as it is
+    v.prepare_data(ds)
+    assert v.vocab == ds.vocab and v.vocab is not ds.vocab and len(v.vocab) <= v.config.vocab_size
+    assert v.data_options()["vocab"] == v.vocab.to_list()  # plain words, no shared object
+    assert build_dataset("shapes-captions", v, split="val").vocab == v.vocab
+    # A model with a vocabulary (resumed, fine-tuned) keeps it, and its data tokenizes with it.
+    own = tiny_variant("attngan")
+    own.vocab.load(["<pad>", "<unk>", "red", "circle"])
+    mine = build_dataset("shapes-captions", own)
+    assert mine.vocab == own.vocab and mine[0]["tokens"].max() <= 3
+    own.prepare_data(mine)
+    assert own.vocab.words == ["<pad>", "<unk>", "red", "circle"]
+    with pytest.raises(ConfigError, match="its own vocabulary"):
+        own.prepare_data(ds)
+    with pytest.raises(ConfigError, match="has none"):
+        v.prepare_data([{"image": torch.zeros(3, 16, 16)}])
+
+
+def test_resume_is_exact_and_keeps_the_vocabulary(tmp_path):
+    def fit(out, steps, resume=False):
+        torch.manual_seed(0)
+        cfg = TrainConfig(steps=steps, device="cpu", precision="fp32", progress=False, tensorboard=False, num_workers=0)
+        cfg.sample_every, cfg.ckpt_every, cfg.n_samples = 0, 1, 4
+        t = Trainer(tiny_variant("attngan"), cfg, out=out, resume=resume, variant_name="attngan")
+        t.fit()
+        return t
+
+    steps = stage_steps("attngan")  # into the last stage; twice that crosses the stage boundary on resume too
+    straight = fit(tmp_path / "a", 2 * steps)
+    fit(tmp_path / "b", steps)
+    resumed = fit(tmp_path / "b", 2 * steps, resume=True)
+    assert resumed.variant.vocab == straight.variant.vocab and not resumed.variant.vocab.is_empty
+    assert resumed.dataset.vocab == straight.dataset.vocab
+    a, b = straight.variant.state_dict(), resumed.variant.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
 
 
 def _write_folder(root, n=3, captions=True):
@@ -145,12 +178,12 @@ def test_captions_factory_checks_task_and_path(tmp_path):
     entry = registry.get("dataset", "captions")
     with pytest.raises(DataError, match="needs a path"):
         entry.obj(None, DataRequest(task="text_to_image"))
-    with pytest.raises(DataError, match="does not serve task"):
-        registry.get("dataset", "shapes-captions").obj(None, DataRequest(task="unconditional"))
+    with pytest.raises(DataError, match="'shapes-captions' yields text_to_image data, but 'dcgan' is a unconditional"):
+        build_dataset("shapes-captions", tiny_variant("dcgan"))
     _write_folder(tmp_path / "d")
     v = tiny_variant("attngan")
     ds = build_dataset(f"captions:{tmp_path / 'd'}", v)
-    assert "blue" in v.vocab.words and ds[0]["image"].shape[-1] == v.image_size
+    assert "blue" in ds.vocab.words and ds[0]["image"].shape[-1] == v.image_size
 
 
 # ---- DAMSM -----------------------------------------------------------------------------------------------------------
@@ -204,10 +237,10 @@ def test_reloaded_model_keeps_vocabulary_and_generates_identically(trained):
     assert torch.equal(tok_a, tok_b) and torch.equal(len_a, len_b)
     assert Vocabulary.UNK in tok_a[1].tolist()  # "zebra" was never seen
     again = ganzoo.load(path)
-    x, y = model.generate(caps, seed=3), again.generate(caps, seed=3)
+    x, y = model.generate_from_captions(caps, seed=3), again.generate_from_captions(caps, seed=3)
     assert x.shape == (2, 3, model.image_size, model.image_size) and torch.equal(x, y)
-    assert not torch.equal(x, again.generate(caps, seed=4))
-    assert model.generate("a red circle", n=3, seed=0).shape[0] == 3
+    assert not torch.equal(x, again.generate_from_captions(caps, seed=4))
+    assert model.generate_from_captions("a red circle", n=3, seed=0).shape[0] == 3
 
 
 def test_generate_details_and_embeddings(trained):

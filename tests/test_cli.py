@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ganzoo import hookimpl
 from ganzoo.cli import main
 from ganzoo.config import apply_overrides, parse_assignments
 from ganzoo.errors import GanzooError
@@ -161,3 +162,155 @@ def test_plot_draws_a_runs_losses_and_rejects_a_folder_without_a_log(tmp_path, c
     (tmp_path / "empty").mkdir()
     assert main(["plot", str(tmp_path / "empty")]) == 2
     assert "no training log" in capsys.readouterr().err
+
+
+# ---- plugin management: install, uninstall, next-step hints ---------------------------------------------------------
+
+PLUGIN_CODE = """
+from ganzoo import hookimpl
+
+@hookimpl
+def ganzoo_register_datasets(register):
+    register("toy-noise", lambda arg, request: None, tasks=("unconditional",), help="toy")
+"""
+
+
+def write_dist(root, dist="ganzoo-toy", module="ganzoo_toy", entry="toy"):
+    """An installed distribution on disk: dist-info with a ganzoo entry point, and its module."""
+    info = root / f"{dist.replace('-', '_')}-0.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text(f"[ganzoo]\n{entry} = {module}\n")
+    (root / f"{module}.py").write_text(PLUGIN_CODE)
+    return root
+
+
+@pytest.fixture
+def installed_plugin(tmp_path, monkeypatch):
+    """A plugin distribution on this process's import path, and a pip that records its calls; uninstalling removes
+    the folder from the path."""
+    import sys
+
+    import ganzoo.cli as cli
+    from ganzoo.plugins import reset
+
+    site = write_dist(tmp_path / "site")
+    calls = []
+
+    def fake_pip(*args):
+        calls.append(args)
+        if args[0] == "uninstall" and "--keep" not in args:
+            sys.path.remove(str(site))
+        return 0
+
+    monkeypatch.setattr(cli, "_pip", fake_pip)
+    sys.path.insert(0, str(site))
+    reset()
+    yield calls
+    if str(site) in sys.path:
+        sys.path.remove(str(site))
+    reset()
+
+
+@pytest.mark.parametrize("name", ["toy", "ganzoo-toy", "ganzoo_toy", "Ganzoo.Toy"])
+def test_uninstall_takes_the_names_ganzoo_plugins_shows(installed_plugin, capsys, name):
+    rc, out, _ = run(capsys, "plugins")
+    assert "toy (ganzoo-toy 0.3; module ganzoo_toy): dataset: toy-noise" in out
+    rc, out, err = run(capsys, "uninstall", "-y", name)
+    assert rc == 0, err
+    assert installed_plugin == [("uninstall", "-y", "ganzoo-toy")] and "uninstalled ganzoo-toy" in out
+
+
+def test_uninstall_fails_loudly_when_nothing_is_uninstalled(installed_plugin, capsys, monkeypatch):
+    import ganzoo.cli as cli
+
+    for argv, needle in [
+        (["uninstall", "-y", "toi"], "unknown installed plugin 'toi'. Did you mean 'toy'"),
+        (["uninstall", "-y", "dcgan"], "'dcgan' is part of ganzoo itself"),
+        (["uninstall", "-y", "ganzoo"], "'ganzoo' is part of ganzoo itself"),
+    ]:
+        rc, _, err = run(capsys, *argv)
+        assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert installed_plugin == []  # pip was never asked
+    # pip exits 0 but removes nothing (another environment, a declined prompt)
+    monkeypatch.setattr(cli, "_pip", lambda *a: 0)
+    rc, _, err = run(capsys, "uninstall", "-y", "toy")
+    assert rc == 2 and "nothing was uninstalled: ganzoo-toy is still installed" in err
+    assert len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(cli, "_pip", lambda *a: 1)
+    rc, _, err = run(capsys, "uninstall", "-y", "toy")
+    assert rc == 2 and "pip uninstall ganzoo-toy failed with exit code 1" in err
+
+
+def test_editable_install_reports_what_the_new_plugin_registered(tmp_path, monkeypatch, capsys):
+    """An editable install becomes visible to interpreters started after it (its .pth file is read at start-up), not
+    to the running one: the fake pip puts the plugin where only a new process finds it."""
+    import importlib.metadata
+    import os
+
+    import ganzoo.cli as cli
+
+    project = tmp_path / "project"
+    project.mkdir()
+    calls = []
+
+    def fake_pip(*args):
+        calls.append(args)
+        site = write_dist(tmp_path / "site")
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+        return 0
+
+    monkeypatch.setattr(cli, "_pip", fake_pip)
+    rc, out, err = run(capsys, "install", "-e", str(project))
+    assert rc == 0, err
+    assert calls == [("install", "-e", str(project))]
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.distribution("ganzoo-toy")  # indeed invisible to this process
+    assert out.strip() == "plugin toy (ganzoo-toy 0.3): dataset toy-noise"
+
+
+class _Hints:
+    @hookimpl
+    def ganzoo_register_commands(self, register):
+        register(
+            "paint", "paint with a noise model", lambda p: p.add_argument("model"), print, tasks=("unconditional",)
+        )
+        register("fix", "fix a paired model", lambda p: p.add_argument("model"), print, tasks=("paired",))
+
+
+def test_train_suggests_the_commands_registered_for_the_models_task(capsys, tmp_path):
+    from ganzoo.plugins import register_plugin, unregister_plugin
+
+    register_plugin(_Hints(), "hints")
+    try:
+        rc, out, err = run(capsys, "train", "dcgan", *TINY, *FAST, "--steps", "1", "--out", str(tmp_path / "r"))
+        assert rc == 0, err
+        model = tmp_path / "r" / "model.safetensors"
+        nxt = out[out.index("next:") :]
+        assert f"ganzoo sample {model} -n 64" in nxt
+        assert f"ganzoo paint {model} ...    # paint with a noise model" in nxt
+        assert "ganzoo fix" not in nxt
+    finally:
+        unregister_plugin("hints")
+
+
+class _BadTask:
+    @hookimpl
+    def ganzoo_register_commands(self, register):
+        register("oops", "a command for a task that does not exist", lambda p: None, print, tasks=("paird",))
+
+
+def test_a_command_for_an_unknown_task_disables_its_plugin(capsys):
+    import warnings
+
+    from ganzoo import registry
+    from ganzoo.plugins import register_plugin, unregister_plugin
+
+    register_plugin(_BadTask(), "bad-task")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert "oops" not in registry.commands()
+        assert any("'paird' is not a valid Task" in str(w.message) for w in caught)
+    finally:
+        unregister_plugin("bad-task")

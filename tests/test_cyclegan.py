@@ -15,6 +15,8 @@ import ganzoo
 from ganzoo.data.base import DataError, DataRequest
 from ganzoo.data.translation import ShapesStylesDataset, UnalignedFolderDataset
 from ganzoo.errors import ConfigError
+from ganzoo.testing import tiny_variant
+from ganzoo.train.data import build_dataset
 
 
 def test_pool_fills_then_swaps_with_torch_rng_and_round_trips_through_state_dict():
@@ -73,11 +75,11 @@ def test_generate_both_directions_any_size():
     torch.manual_seed(0)
     v = ganzoo.create("cyclegan", **CycleGAN.tiny).eval()
     x = torch.rand(2, 3, 30, 42) * 2 - 1
-    ya, yb = v.generate(a=x), v.generate(b=x)
+    ya, yb = v.translate(x, "a2b"), v.translate(x, "b2a")
     assert ya.shape == yb.shape == x.shape and not torch.equal(ya, yb)
     assert torch.equal(ya, v.G_A(torch.nn.functional.pad(x, (0, 2, 0, 2), mode="reflect"))[..., :30, :42])
-    with pytest.raises(ConfigError, match="exactly one"):
-        v.generate(a=x, b=x)
+    with pytest.raises(ConfigError, match="direction"):
+        v.translate(x, "a2a")
     assert CycleGAN.make_config().generator == "resnet_9blocks"  # the paper: 9 blocks at 256, 6 at 128
     assert CycleGAN.make_config(CycleGAN.tags["res128"]).generator == "resnet_6blocks"
 
@@ -138,8 +140,8 @@ def test_unaligned_folder_reader(tmp_path):
     (tmp_path / "testB").rmdir()
     with pytest.raises(DataError, match="testB"):
         UnalignedFolderDataset(tmp_path, DataRequest("unpaired", split="test", image_size=16))
-    with pytest.raises(DataError, match="unpaired"):
-        ganzoo.registry.get("dataset", "unaligned").obj(str(tmp_path), DataRequest("paired"))
+    with pytest.raises(DataError, match=r"'unaligned' yields unpaired data, but 'pix2pix' is a paired .*aligned"):
+        build_dataset(f"unaligned:{tmp_path}", tiny_variant("pix2pix"))
 
 
 @pytest.mark.parametrize("phase", ["g", "d"])

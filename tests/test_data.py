@@ -5,14 +5,16 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from ganzoo.data.base import DataError, DataRequest
+from ganzoo import registry
+from ganzoo.data.base import BatchDataset, DataError, DataRequest, get_items, no_arg, path_arg
 from ganzoo.data.builtin import register_builtin
 from ganzoo.data.files import (
     ImageFolderDataset,
@@ -24,6 +26,9 @@ from ganzoo.data.files import (
 )
 from ganzoo.data.procedural import SHAPE_NAMES, ShapesDataset, counter_normal, counter_uniform, stream_key
 from ganzoo.data.toy2d import GRID25_STD, RING8_STD, GaussianMixture2D, grid25_modes, ring8_modes
+from ganzoo.data.translation import Jitter, jitter_options
+from ganzoo.train.data import build_dataset
+from ganzoo.variant import Task
 
 
 def _builtin() -> dict[str, tuple]:
@@ -52,10 +57,8 @@ def test_register_builtin_names_and_tasks():
         assert help_text and "\n" not in help_text
 
 
-def test_factories_reject_wrong_task_arg_and_path(tmp_path):
+def test_factories_reject_wrong_arg_and_path(tmp_path):
     found = _builtin()
-    with pytest.raises(DataError, match="unconditional"):
-        found["shapes"][0](None, DataRequest(task="paired"))
     with pytest.raises(DataError, match="takes no argument"):
         found["ring8"][0]("oops", DataRequest(task="unconditional"))
     with pytest.raises(DataError, match="needs a path"):
@@ -64,6 +67,89 @@ def test_factories_reject_wrong_task_arg_and_path(tmp_path):
         found["folder"][0](str(tmp_path / "missing"), DataRequest(task="unconditional"))
     with pytest.raises(DataError, match="split"):
         found["shapes"][0](None, DataRequest(task="unconditional", split="training"))
+
+
+@pytest.mark.parametrize("name", sorted(registry.datasets()))
+def test_build_dataset_checks_the_registered_tasks_once_for_every_dataset(name):
+    """Factories leave the task to ``build_dataset``, which refuses a variant of a task the dataset was not
+    registered for, naming the dataset, the task asked for and the tasks it serves."""
+    entry = registry.get("dataset", name)
+    assert entry.tasks, f"{name} registers no tasks"
+    other = next(str(t) for t in Task if str(t) not in entry.tasks)
+    variant = SimpleNamespace(name="some-variant", task=other)
+    with pytest.raises(DataError) as err:
+        build_dataset(f"{name}:/nonexistent", variant)
+    message = str(err.value)
+    assert f"{name!r}" in message and other in message and "/".join(entry.tasks) in message
+    assert "\n" not in message
+
+
+def test_no_arg_and_path_arg():
+    no_arg("shapes", None)
+    no_arg("shapes", "")
+    with pytest.raises(DataError, match=r"dataset 'shapes' takes no argument, got shapes:x; use plain 'shapes'"):
+        no_arg("shapes", "x")
+    assert path_arg("folder", "~/imgs") == Path("~/imgs").expanduser()
+    with pytest.raises(DataError, match=r"dataset 'mnist' needs a path: mnist:/path/to/mnist_dir"):
+        path_arg("mnist", None, "mnist_dir")
+    with pytest.raises(DataError, match=r"aligned:/path/to/dataset"):
+        path_arg("aligned", "")
+
+
+class _Counting(BatchDataset):
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def __len__(self) -> int:
+        return 10
+
+    def __getitems__(self, indices):
+        self.calls.append(list(indices))
+        return [{"x": torch.tensor(i % 10)} for i in indices]
+
+
+class _ItemOnly(Dataset):
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index):
+        return {"x": torch.tensor(index * 2)}
+
+
+def test_batch_dataset_item_is_a_batch_of_one_and_get_items_uses_the_batch_path():
+    ds = _Counting()
+    assert int(ds[13]["x"]) == 3 and ds.calls == [[13]]
+    items = get_items(ds, (4, 1, 4))
+    assert [int(it["x"]) for it in items] == [4, 1, 4] and ds.calls[-1] == [4, 1, 4] and len(ds.calls) == 2
+    assert [int(it["x"]) for it in get_items(_ItemOnly(), [2, 0])] == [4, 0]
+    assert get_items(_ItemOnly(), []) == []
+    with pytest.raises(NotImplementedError, match="_Bare must implement __getitems__"):
+        type("_Bare", (BatchDataset,), {"__len__": lambda self: 1})()[0]
+
+
+@pytest.mark.parametrize("name", ["shapes", "ring8", "shapes-pairs", "shapes-sr", "shapes-anomaly", "shapes-captions"])
+def test_items_equal_their_batched_form(name):
+    entry = registry.get("dataset", name)
+    options = {"scale": 4} if name == "shapes-sr" else {}
+    ds = entry.obj(None, DataRequest(entry.tasks[0], "test", 16, 3, seed=2, options=options))
+    indices = [0, 3, len(ds) + 3]
+    for k, batched in zip(indices, get_items(ds, indices)):
+        single = ds[k]
+        assert single.keys() == batched.keys()
+        for key, value in single.items():
+            assert torch.equal(value, batched[key]) if torch.is_tensor(value) else value == batched[key]
+
+
+def test_jitter_options():
+    cfg = SimpleNamespace(image_size=256, load_size=0, jitter=True, flip=True)
+    assert jitter_options(cfg) == {"load_size": 286, "crop": True, "flip": True}
+    cfg = SimpleNamespace(image_size=64, load_size=0, jitter=True, flip=False)
+    assert jitter_options(cfg) == {"load_size": 72, "crop": True, "flip": False}
+    cfg = SimpleNamespace(image_size=64, load_size=80, jitter=False, flip=True)
+    assert jitter_options(cfg) == {"load_size": 64, "crop": False, "flip": True}
+    opts = jitter_options(SimpleNamespace(image_size=16, load_size=20, jitter=True, flip=True))
+    jitter = Jitter(16, opts, train=True, key=7)
+    assert (jitter.load_size, jitter.crop, jitter.flip) == (20, True, True)
 
 
 # ------------------------------------------------------------------------------------------------ counter RNG

@@ -21,9 +21,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from ganzoo.testing import tiny_variant
+from ganzoo.train import TrainConfig, Trainer
 from ganzoo.train import checkpoint as ckpt
 from ganzoo.train.distributed import RankBatchSampler, strip_nproc
-from ganzoo.train.trainer import TrainConfig, Trainer
 from ganzoo.variant import StepState
 
 B = 4  # per-rank batch; the single-process reference uses 2 * B
@@ -52,9 +52,9 @@ class DataNoiseVanilla(VanillaGAN):
         real = batch["image"]
         fake = self.G(self._z(real))
         if phase == "d":
-            loss = self.adv.d_real(self.D(real)) + self.adv.d_fake(self.D(fake.detach()))
+            loss = self.adv.d(real=self.D(real), fake=self.D(fake.detach()))
         else:
-            loss = self.adv.g(self.D(fake))
+            loss = self.adv.g(real=self.adv.real_logits_for_g(lambda: self.D(real)), fake=self.D(fake))
         return {"loss": loss}
 
 

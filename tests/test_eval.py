@@ -194,19 +194,21 @@ class _PerfectRing(nn.Module):
     def data_options(self) -> dict[str, Any]:
         return {}
 
-    def generate(self, n: int = 64, seed: int | None = None) -> torch.Tensor:
+    def generate(self, n: int | None = None, *, z: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
         from ganzoo.data.toy2d import RING8_STD, ring8_modes
 
         g = torch.Generator().manual_seed(seed or 0)
+        n = len(z) if z is not None else (n or 64)
         modes = torch.randint(8, (n,), generator=g)
-        return ring8_modes()[modes] + RING8_STD * torch.randn(n, 2, generator=g)
+        return ring8_modes()[modes] + RING8_STD * (z if z is not None else torch.randn(n, 2, generator=g))
 
 
 def test_evaluate_ring8_protocol() -> None:
     torch.manual_seed(0)
     model = ganzoo.testing.tiny_variant("vanilla.ring8")
     res = evaluate(model, n=2500)
-    assert res["task"] == "points" and res["n"] == 2500
+    # 2D point data is unconditional generation to which only the mode protocol applies.
+    assert res["task"] == "unconditional" and res["evaluators"] == ["modes-2d"] and res["n"] == 2500
     s, floor = res["scores"], res["baselines"]["real_vs_real"]
     assert 0 <= s["modes"] <= 8 and 0.0 <= s["high_quality"] <= 1.0
     assert floor["modes"] == 8 and floor["high_quality"] > 0.98 and floor["reverse_kl"] < 0.01
@@ -244,9 +246,11 @@ class IdentityTranslator(_Fake):
     task = Task.PAIRED
     default_data_spec = "shapes-pairs"
 
+    directions = ("a2b",)
+
     @torch.no_grad()
-    def generate(self, a: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
-        return a
+    def translate(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
+        return images
 
 
 class BicubicSR(_Fake):
@@ -259,13 +263,17 @@ class BicubicSR(_Fake):
     def data_options(self) -> dict[str, Any]:
         return {"scale": self.config.scale, "crop": self.config.image_size or None}
 
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
     @torch.no_grad()
-    def generate(self, lr: torch.Tensor, **_: Any) -> torch.Tensor:
-        from ganzoo.metrics.evaluate import _bicubic
+    def upscale(self, lr: torch.Tensor, tile: int = 0, overlap: int | None = None) -> torch.Tensor:
+        from ganzoo.metrics.evaluate import bicubic_upsample
         from ganzoo.metrics.image import pm1_to_255
 
         s = self.config.scale
-        up = _bicubic(pm1_to_255(lr).to(torch.uint8), (lr.shape[-2] * s, lr.shape[-1] * s))
+        up = bicubic_upsample(pm1_to_255(lr).to(torch.uint8), (lr.shape[-2] * s, lr.shape[-1] * s))
         return up.float() / 127.5 - 1
 
 
@@ -324,7 +332,8 @@ def test_real_plugins_evaluate(name: str) -> None:
         pytest.skip(f"variant {name} is not installed")
     torch.manual_seed(0)
     model = ganzoo.testing.tiny_variant(name)
-    res = evaluate(model, n=4)
+    # AttnGAN's attribute evaluator trains a classifier first (minutes); its R-precision is scored here.
+    res = evaluate(model, n=4, metrics="r-precision" if name == "attngan" else None)
     assert res["task"] == str(model.task)
     if name in ("pix2pix", "cyclegan"):
         assert math.isfinite(res["scores"]["psnr"]) and "identity" in res["baselines"]
@@ -333,7 +342,71 @@ def test_real_plugins_evaluate(name: str) -> None:
     elif name == "ganomaly":
         assert 0 <= res["scores"]["auroc"] <= 1 and res["baselines"]["chance"]["auroc"] == 0.5
     else:
-        assert res["scores"] or res["notes"]
+        assert res["evaluators"] == ["attngan-r-precision"] and res["notes"] == []
+        assert 0.0 <= res["scores"]["r_precision"] <= 1.0
+        for baseline in ("real_images", "shuffled_captions"):
+            assert 0.0 <= res["baselines"][baseline]["r_precision"] <= 1.0
+        assert res["provenance"]["r-precision"]["runs"] == 10
+
+
+def test_eval_cli_prints_attngan_r_precision(tmp_path, capsys) -> None:
+    if "attngan" not in ganzoo.list_variants(tags=False):
+        pytest.skip("variant attngan is not installed")
+    torch.manual_seed(0)
+    path = ganzoo.save_model(ganzoo.testing.tiny_variant("attngan"), tmp_path / "t2i.safetensors", name="attngan")
+    assert main(["eval", str(path), "-n", "4", "--metrics", "r-precision"]) == 0
+    out = capsys.readouterr().out
+    assert "(no scores)" not in out and "real-images" in out and "shuffled-captions" in out
+    row = next(line.split() for line in out.splitlines() if line.startswith("r_precision "))
+    assert 0.0 <= float(row[1]) <= 1.0
+    res = json.loads((tmp_path / "t2i.metrics.json").read_text())
+    assert res["scores"]["r_precision"] == pytest.approx(float(row[1]), abs=1e-4)
+    # Both AttnGAN evaluators are registered for text_to_image and apply to shapes-captions.
+    from ganzoo.metrics.evaluate import evaluators_for
+
+    names = [e.name for e in evaluators_for(ganzoo.load(path), "shapes-captions")]
+    assert names == ["attngan-r-precision", "attngan-attributes"]
+
+
+def test_attngan_attribute_evaluator(tmp_path, monkeypatch) -> None:
+    if "attngan" not in ganzoo.list_variants(tags=False):
+        pytest.skip("variant attngan is not installed")
+    from ganzoo_attngan.evaluate import AttributesEvaluator
+
+    from ganzoo.metrics.evaluators import EvalContext
+
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    model = ganzoo.testing.tiny_variant("attngan").eval()
+    ev = AttributesEvaluator(runs=1, clf_steps=2)
+    ctx = EvalContext(data="shapes-captions", n=8, metrics=frozenset({"attributes"}))
+    with torch.no_grad():
+        res = ev.evaluate(model, ctx)
+    assert ev.classifier_path(model, 0).is_file()  # trained once, cached for the next call
+    for row in (res.scores, res.baselines["real_images"], res.baselines["shuffled_captions"]):
+        assert 0.0 <= row["attr_acc"] <= 1.0 and 0.0 <= row["attr_all_correct"] <= 1.0
+    assert res.provenance["attributes"]["n"] == 8
+    assert not ev.applies(model, "captions:/somewhere")
+
+
+def test_evaluators_registered_per_task() -> None:
+    from ganzoo.metrics.evaluators import Evaluator
+
+    table = registry.evaluators()
+    want = {
+        "inception": ("unconditional",),
+        "domain": ("unconditional",),
+        "modes-2d": ("unconditional",),
+        "image-pairs": ("paired", "unpaired"),
+        "sr": ("super_resolution",),
+        "anomaly": ("anomaly",),
+    }
+    for name, tasks in want.items():
+        entry = table[name]
+        assert entry.plugin == "ganzoo" and entry.tasks == tasks and entry.help
+        assert isinstance(entry.obj, Evaluator) and entry.obj.default_n >= 2 and entry.obj.metrics
+    with pytest.raises(UnknownNameError, match="inception"):
+        registry.get("evaluator", "inceptoin")
 
 
 # ---- the registry and `ganzoo metrics` -------------------------------------------------------------------------------

@@ -9,7 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from ganzoo.nn import Conv2d, ConvTranspose2d, InstanceNorm2d, dense_grad, fast
+from ganzoo.nn import (
+    Conv2d,
+    ConvTranspose2d,
+    InstanceNorm2d,
+    build_generator,
+    dense_grad,
+    fast,
+    generator_stride,
+    run_padded,
+)
 from ganzoo.train.optim import DenseFusedAdam
 
 CASES = [  # (layer, torch layer, kwargs, input channels, input size)
@@ -115,3 +124,20 @@ def test_instance_norm_keeps_channels_last_and_matches_torch(n):
     (ya * g).sum().backward()
     (yb * g).sum().backward()
     torch.testing.assert_close(xa.grad, xb.grad)
+
+
+@pytest.mark.parametrize("name", ["unet_32", "resnet_6blocks"])
+def test_run_padded_any_size_and_exact_on_multiples(name):
+    torch.manual_seed(0)
+    net = build_generator(name, 3, 3, 4, norm="instance").eval()
+    stride = generator_stride(name)
+    assert stride == (32 if name == "unet_32" else 4) and net.stride == stride
+    x = torch.rand(2, 3, 2 * stride, 2 * stride) * 2 - 1
+    torch.testing.assert_close(run_padded(net, x, stride), net(x), rtol=0, atol=0)
+    for h, w in ((stride + 3, 2 * stride - 1), (5, 7)):  # reflection padding, then edge replication (too small)
+        y = run_padded(net, x[..., :h, :w], stride)
+        assert y.shape == (2, 3, h, w) and torch.isfinite(y).all()
+    # Padding goes bottom and right, so the top-left output pixel sees the same receptive field inside the image.
+    small = x[..., : stride + 1, : stride + 1]
+    padded = torch.nn.functional.pad(small, (0, stride - 1, 0, stride - 1), mode="reflect")
+    torch.testing.assert_close(run_padded(net, small, stride), net(padded)[..., : stride + 1, : stride + 1])

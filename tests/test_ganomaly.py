@@ -26,7 +26,7 @@ from ganzoo.data.anomaly import (
 from ganzoo.data.base import DataError, DataRequest
 from ganzoo.metrics import auprc, auroc
 from ganzoo.testing import check_variant, tiny_variant
-from ganzoo.train.trainer import TrainConfig, Trainer
+from ganzoo.train import TrainConfig, Trainer
 
 
 def _tiny(**kw) -> GANomaly:
@@ -61,27 +61,46 @@ def test_networks_have_the_paper_layout():
 
 
 def test_discriminator_is_reinitialized_when_its_loss_collapses():
-    m = _tiny(reinit_threshold=1e9, reinit_check_every=2).train()
-    batch = {"image": torch.rand(4, 3, 16, 16) * 2 - 1, "label": torch.zeros(4, dtype=torch.long)}
-    from ganzoo.variant import StepState
-
-    m.loss("d", batch, StepState(step=0, stage="gan"))
+    m = _tiny(reinit_threshold=0.5, reinit_check_every=2).train()
     before = [p.clone() for p in m.D.parameters()]
-    m.on_step_end(1)  # not a check step: nothing read, nothing reset
+    m.on_step_end(1, {"d/loss": torch.tensor(0.1), "g/loss": torch.tensor(1.0)})  # not a check step: nothing read
+    m.on_step_end(2, {"d/loss": torch.tensor(0.9), "g/loss": torch.tensor(1.0)})  # above the threshold
+    m.on_step_end(2, {"g/loss": torch.tensor(1.0)})  # D did not train at this step
     assert m.d_reinits == 0 and all(torch.equal(a, b) for a, b in zip(before, m.D.parameters()))
-    m.on_step_end(2)
+    m.on_step_end(4, {"d/loss": torch.tensor(0.1), "g/loss": torch.tensor(1.0)})
     assert m.d_reinits == 1
     assert not all(torch.equal(a, b) for a, b in zip(before, m.D.parameters()))
 
 
-def test_training_ends_calibrated(tmp_path):
+def test_training_ends_calibrated_in_one_export(tmp_path, monkeypatch):
+    import ganzoo_ganomaly
+
+    from ganzoo.train import checkpoint as ckpt
+    from ganzoo.train.data import build_dataset
+
+    assert not hasattr(ganzoo_ganomaly, "ganzoo_train_event")  # no variant behaviour in global hooks
+    written = []
+    save_model = ckpt.save_model
+    monkeypatch.setattr(ckpt, "save_model", lambda v, path, **kw: written.append(path) or save_model(v, path, **kw))
     torch.manual_seed(0)
     v = tiny_variant("ganomaly")
     cfg = TrainConfig(steps=2, device="cpu", precision="fp32", progress=False, tensorboard=False, n_samples=4)
-    Trainer(v, cfg, out=tmp_path / "run").fit()
+    t = Trainer(v, cfg, out=tmp_path / "run")
+    t.fit()
+    assert written == [tmp_path / "run" / "model.safetensors"]
     model = ganzoo.load(tmp_path / "run")
     assert model.calibration is not None and model.calibration["n_anomalous"] > 0
     assert 0.0 <= model.threshold <= 1.0
+    # Calibrated with the weights that were exported (the EMA generator): the loaded model calibrates the same.
+    saved = dict(model.calibration)
+    assert calibrate(model, build_dataset(t.data_spec, model, split="val", seed=0)) == saved
+
+
+def test_calibration_can_be_turned_off(tmp_path):
+    v = tiny_variant("ganomaly", calibrate=False)
+    cfg = TrainConfig(steps=1, device="cpu", precision="fp32", progress=False, tensorboard=False, n_samples=4)
+    Trainer(v, cfg, out=tmp_path).fit()
+    assert ganzoo.load(tmp_path).calibration is None
 
 
 # ---- scoring and calibration -----------------------------------------------------------------------------------------
@@ -97,7 +116,7 @@ def test_score_generate_and_auroc_on_a_small_set():
     assert raw.shape == (len(ds),) and torch.isfinite(raw).all() and (raw >= 0).all()
     # uint8 and [-1, 1] inputs are the same images
     assert torch.allclose(raw, m.score(images.float() / 127.5 - 1), atol=1e-6)
-    recon = m.generate(image=images[:3])
+    recon = m.reconstruct(images[:3])["recon"]
     assert recon.shape == (3, 3, 16, 16) and recon.abs().max() <= 1
     res = evaluate(m, ds)
     assert res["auroc"] == pytest.approx(auroc(raw, labels))
@@ -110,7 +129,7 @@ def test_score_generate_and_auroc_on_a_small_set():
 def test_recon_score_of_the_autoencoder_baseline():
     m = tiny_variant("ganomaly.ae").eval()
     x = torch.rand(3, 3, 16, 16) * 2 - 1
-    expected = (x - m.generate(image=x)).square().flatten(1).mean(1)
+    expected = (x - m.reconstruct(x)["recon"]).square().flatten(1).mean(1)
     assert torch.allclose(m.score(x), expected, atol=1e-6)
 
 
@@ -198,8 +217,10 @@ def test_mnist_anomaly_errors(tiny_mnist):
         mnist_anomaly_factory(None, _request("train"))
     with pytest.raises(DataError, match="not found"):
         mnist_anomaly_factory(str(tiny_mnist / "nope"), _request("train"))
-    with pytest.raises(DataError, match="does not serve"):
-        mnist_anomaly_factory(str(tiny_mnist), DataRequest(task="unconditional"))
+    from ganzoo.train.data import build_dataset
+
+    with pytest.raises(DataError, match="'mnist-anomaly' yields anomaly data, but 'dcgan' is a unconditional"):
+        build_dataset(f"mnist-anomaly:{tiny_mnist}", tiny_variant("dcgan"))
 
 
 def test_mnist_anomaly_on_the_real_data(shared_data_dir):

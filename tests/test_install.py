@@ -29,7 +29,7 @@ def test_install_reports_new_variants(tmp_path, monkeypatch, capsys):
     try:
         assert cli.main(["install", str(TEMPLATE)]) == 0
         out = capsys.readouterr().out
-        assert "plugin toygan: toygan" in out
+        assert "plugin toygan (ganzoo-toygan 0.1.0): variant toygan" in out
         assert cli.main(["uninstall", "-y", "ganzoo-toygan"]) == 0
         assert calls[-1] == ("uninstall", "-y", "ganzoo-toygan")
     finally:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ganzoo.testing import tiny_variant
-from ganzoo.train.trainer import TrainConfig, Trainer, TrainingDiverged
+from ganzoo.train import TrainConfig, Trainer, TrainingDiverged
 
 
 def cfg(**kw):

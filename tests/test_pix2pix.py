@@ -17,13 +17,18 @@ from ganzoo_pix2pix.interop import (
     read_reference_file,
     save_reference_state_dict,
 )
-from ganzoo_pix2pix.variant import Pix2Pix, linear_decay
+from ganzoo_pix2pix.variant import Pix2Pix
 from PIL import Image
 
 import ganzoo
 from ganzoo.data.base import DataError, DataRequest
 from ganzoo.data.translation import AlignedFolderDataset, Jitter, ShapesPairsDataset
 from ganzoo.errors import CheckpointError, ConfigError
+from ganzoo.nn import build_discriminator, build_generator
+from ganzoo.schedules import linear_decay
+from ganzoo.testing import tiny_variant
+from ganzoo.train.data import build_dataset
+from ganzoo.utils.images import as_pm1, side_by_side
 
 # ---- the reference's key names, written out independently of model.py ----------------------------------------------
 # From pytorch-CycleGAN-and-pix2pix models/networks.py: UnetSkipConnectionBlock layer lists (outermost: down conv,
@@ -123,6 +128,20 @@ def test_reference_key_names_resnet9():
     assert sum(p.numel() for p in v.G_A.parameters()) == 11_378_179
 
 
+@pytest.mark.parametrize("ngf", [4, 8])
+def test_core_networks_build_the_reference_key_names(ngf):
+    """ganzoo.nn builds the reference's trees by architecture name, whichever variant asks for them."""
+    assert _shapes(build_generator("unet_256", 3, 3, ngf).state_dict()) == expected_unet_batchnorm(8, ngf)
+    assert _shapes(build_generator("unet_64", 1, 1, ngf).state_dict()) == expected_unet_batchnorm(6, ngf, nc=1)
+    resnet = build_generator("resnet_6blocks", 3, 3, ngf, norm="instance")
+    assert _shapes(resnet.state_dict()) == expected_resnet_instance(6, ngf)
+    assert _shapes(build_discriminator("basic", 6, ngf).state_dict()) == expected_basic_d_batchnorm(6, ngf)
+    with pytest.raises(ValueError, match="resnet_9blocks"):
+        build_generator("unet_100", 3, 3)
+    with pytest.raises(ValueError, match="basic, n_layers, pixel"):
+        build_discriminator("patch", 3)
+
+
 def _random_state(shapes: dict[str, tuple[int, ...]], seed: int = 1) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     out = {}
@@ -204,10 +223,10 @@ def test_infer_config_from_reference_state(pix2pix_256):
 def test_generate_any_size_and_one_phase_without_gan():
     v = ganzoo.create("pix2pix", **Pix2Pix.tiny).eval()
     x = torch.rand(2, 3, 33, 47) * 2 - 1
-    assert v.generate(a=x).shape == x.shape
-    assert v.generate(a=(torch.rand(3, 40, 40) * 255).to(torch.uint8)).shape == (3, 40, 40)
-    with pytest.raises(ConfigError):
-        v.generate(b=x)
+    assert v.translate(x).shape == x.shape
+    assert v.translate((torch.rand(3, 40, 40) * 255).to(torch.uint8)).shape == (3, 40, 40)
+    with pytest.raises(ConfigError, match="one way"):
+        v.translate(x, "b2a")
     l1only = ganzoo.create("pix2pix", **{**v.tiny, "lambda_gan": 0})
     assert [p.name for s in l1only.stages() for p in s.phases] == ["g"]
     assert [p.name for s in v.stages() for p in s.phases] == ["d", "g"]
@@ -220,6 +239,20 @@ def test_config_errors_are_one_line():
         ganzoo.create("pix2pix", netG="unet_64", image_size=96)
     with pytest.raises(ganzoo.errors.UnknownNameError, match="basic"):
         ganzoo.create("pix2pix", netD="patch")
+
+
+def test_image_helpers_as_pm1_and_side_by_side():
+    u8 = torch.tensor([[[[0, 255], [128, 64]]]], dtype=torch.uint8)
+    out = as_pm1(u8)
+    assert out.dtype == torch.float32 and out[0, 0, 0].tolist() == [-1.0, 1.0]
+    torch.testing.assert_close(out, u8.double().div(127.5).sub(1).float())
+    x = torch.rand(1, 1, 2, 2) * 2 - 1
+    assert as_pm1(x) is x
+    assert as_pm1(torch.ones(2, dtype=torch.int32)).dtype == torch.float32
+    left, right = torch.full((2, 3, 4, 2), 3.0), torch.full((2, 3, 4, 5), -0.5)
+    both = side_by_side(left, right)
+    assert both.shape == (2, 3, 4, 7)
+    assert (both[..., :2] == 1).all() and (both[..., 2:] == -0.5).all()  # clamped into [-1, 1]
 
 
 def test_linear_decay_matches_reference_lambda_rule():
@@ -288,8 +321,9 @@ def test_aligned_folder_reader(tmp_path):
         AlignedFolderDataset(tmp_path, DataRequest("paired", split="val", image_size=16))
     with pytest.raises(DataError, match="not found"):
         ganzoo.registry.get("dataset", "aligned").obj(str(tmp_path / "nope"), DataRequest("paired"))
-    with pytest.raises(DataError, match="paired"):
-        ganzoo.registry.get("dataset", "aligned").obj(str(tmp_path), DataRequest("unpaired"))
+    # The task is checked once, where a spec is built for a variant, against the tasks the dataset registered.
+    with pytest.raises(DataError, match=r"'aligned' yields paired data, but 'cyclegan' is a unpaired .*unaligned"):
+        build_dataset(f"aligned:{tmp_path}", tiny_variant("cyclegan"))
 
 
 # ---- commands ------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import torch
 
 import ganzoo
 from ganzoo import hookimpl, registry
-from ganzoo.errors import PluginError, UnknownNameError
+from ganzoo.errors import UnknownNameError
 from ganzoo.plugins import register_plugin, unregister_plugin
 
 
@@ -38,9 +38,19 @@ def make_dist(root, dist, modules: dict, entry_points: dict):
 def test_builtins_load_through_entry_points():
     plugins = {p["name"]: p for p in ganzoo.list_plugins()}
     assert {"ganzoo", "dcgan", "vanilla"} <= set(plugins)
+    assert list(plugins)[0] == "ganzoo"  # the core's own plugin first, then entry points by name
     assert plugins["dcgan"]["registered"]["variant"] == ["dcgan"]
-    assert plugins["dcgan"]["distribution"] == "ganzoo"
+    assert plugins["dcgan"]["distribution"] == "ganzoo" and plugins["dcgan"]["version"] == ganzoo.__version__
     assert "standard" in plugins["ganzoo"]["registered"]["loss"]
+    assert plugins["ganzoo"]["module"] == "ganzoo.builtins"
+
+
+def test_the_core_plugin_loads_even_under_the_allowlist():
+    r = run_ganzoo("plugins", "--json", env_extra={"GANZOO_PLUGINS": "vanilla"})
+    assert r.returncode == 0, r.stderr
+    import json
+
+    assert [p["name"] for p in json.loads(r.stdout)] == ["ganzoo", "vanilla"]
 
 
 def test_list_variants_patterns_and_task():
@@ -69,22 +79,112 @@ def test_tag_applies_preset_and_overrides_win():
     assert v.config.channels == 3 and v.G(torch.randn(2, 100, 1, 1)).shape == (2, 3, 28, 28)
 
 
+TINY_TRAIN = {"dcgan": ["--set", "ngf=8", "--set", "ndf=8", "--set", "image_size=32"], "vanilla": ["--set", "nz=8"]}
+FAST = ["--device", "cpu", "--precision", "fp32", "--no-progress"]
+
+
 class _Conflict:
+    """Claims the name ``dcgan`` (registered first by the dcgan plugin) beside a name of its own."""
+
     @hookimpl
     def ganzoo_register_variants(self, register):
         from ganzoo_dcgan.variant import DCGAN
 
         register(DCGAN)
 
+    @hookimpl
+    def ganzoo_register_datasets(self, register):
+        register("conflict-data", lambda arg, request: None, tasks=("unconditional",), help="never used")
 
-def test_two_plugins_one_name_is_an_error_naming_both():
+
+def test_a_name_claimed_twice_disables_the_later_plugin_with_one_warning(tmp_path, capsys):
+    from ganzoo.cli import main
+
     register_plugin(_Conflict(), "conflicting")
     try:
-        with pytest.raises(PluginError, match="two plugins, 'dcgan' and 'conflicting'"):
-            registry.variants()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plugins = {p["name"]: p for p in ganzoo.list_plugins()}
+        messages = [str(w.message) for w in caught if "conflicting" in str(w.message)]
+        assert messages == [
+            "ganzoo plugin 'conflicting' is disabled: the variant name 'dcgan' is registered by two plugins, 'dcgan' "
+            "and 'conflicting'; uninstall one or choose with GANZOO_PLUGINS"
+        ]
+        # disabled as a whole: its other registrations are gone too, and the first plugin keeps the name
+        assert "conflict-data" not in registry.datasets()
+        assert registry.variants()["dcgan"].plugin == "dcgan"
+        assert plugins["conflicting"]["registered"] == {} and "'dcgan'" in plugins["conflicting"]["error"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name in ("dcgan", "vanilla"):  # the contested name and an unrelated one both train
+                out = tmp_path / name
+                argv = ["train", name, *TINY_TRAIN[name], "--batch-size", "4", "--steps", "1", *FAST, "--out", str(out)]
+                assert main(argv) == 0, capsys.readouterr().err
+                assert (out / "model.safetensors").is_file()
     finally:
         unregister_plugin("conflicting")
-    assert "dcgan" in registry.variants()
+    assert "conflicting" not in {p["name"] for p in ganzoo.list_plugins()}
+
+
+class _RaisesInOneHook:
+    """Registers a dataset fine, then raises in its commands hook."""
+
+    @hookimpl
+    def ganzoo_register_datasets(self, register):
+        register("half-data", lambda arg, request: None, tasks=("unconditional",), help="never used")
+
+    @hookimpl
+    def ganzoo_register_commands(self, register):
+        raise RuntimeError("config file missing")
+
+    @hookimpl
+    def ganzoo_train_event(self, event, trainer, info):
+        raise AssertionError("a disabled plugin's hooks must not be called")
+
+
+def test_a_hook_that_raises_disables_the_whole_plugin(tmp_path):
+    register_plugin(_RaisesInOneHook(), "half-broken")
+    try:
+        with pytest.warns(UserWarning, match="'half-broken' failed in ganzoo_register_commands: RuntimeError"):
+            datasets = registry.datasets()
+        assert "half-data" not in datasets and "shapes" in datasets
+        info = {p["name"]: p for p in ganzoo.list_plugins()}["half-broken"]
+        assert info["registered"] == {}
+        assert info["error"] == "ganzoo_register_commands: RuntimeError: config file missing"
+        from ganzoo.plugins import get_plugin_manager
+
+        assert get_plugin_manager().get_plugin("half-broken") is None  # its train-event hook is not called either
+        with pytest.raises(UnknownNameError) as e:
+            registry.get("dataset", "half-data")
+        msg = str(e.value)
+        assert "(plugins that failed to load: half-broken: ganzoo_register_commands: RuntimeError: config" in msg
+        with pytest.raises(UnknownNameError, match="plugins that failed to load: half-broken"):
+            ganzoo.create("dcgam")
+    finally:
+        unregister_plugin("half-broken")
+    with pytest.raises(UnknownNameError) as e:
+        ganzoo.create("dcgam")
+    assert "failed to load" not in str(e.value)
+
+
+class _Downloads:
+    @hookimpl
+    def ganzoo_register_downloads(self, register):
+        register("toy-pairs", "https://example.org/data/toy-pairs.tar.gz", "aligned", help="toy pairs")
+
+
+def test_plugins_register_downloadable_datasets(capsys):
+    from ganzoo.cli import main
+
+    assert registry.downloads()["facades"].plugin == "pix2pix"
+    assert registry.downloads()["horse2zebra"].extra["reader"] == "unaligned"
+    register_plugin(_Downloads(), "downloads")
+    try:
+        assert main(["data", "list"]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("toy-pairs"))
+        assert "aligned" in line and "https://example.org/data/toy-pairs.tar.gz" in line and "downloads" in line
+    finally:
+        unregister_plugin("downloads")
 
 
 class _BrokenRegistration:
@@ -130,9 +230,16 @@ def test_entry_point_plugin_that_fails_to_import(tmp_path):
     )
     r = run_ganzoo("plugins", pythonpath=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "bad" in r.stdout and "ERROR: ImportError: no module named torchgan" in r.stdout
+    assert "bad (ganzoo_bad 0.1; module ganzoo_bad): nothing" in r.stdout
+    assert "ERROR: ImportError: no module named torchgan" in r.stdout
+    assert "dcgan (ganzoo " in r.stdout  # the built-ins come with ganzoo's own distribution and version
     r = run_ganzoo("list", pythonpath=tmp_path)
     assert r.returncode == 0 and "dcgan" in r.stdout
+    # a name the broken plugin might have provided: the error says that a plugin failed to load
+    r = run_ganzoo("train", "torchgan-wgan", pythonpath=tmp_path)
+    warning, error = r.stderr.strip().splitlines()  # one line each
+    assert r.returncode == 2 and warning.startswith("ganzoo: warning: ganzoo plugin 'bad' failed to load")
+    assert error.endswith("(plugins that failed to load: bad: ImportError: no module named torchgan)")
 
 
 def test_allowlist_autoload_switch_and_tracing(tmp_path):

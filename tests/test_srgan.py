@@ -61,7 +61,7 @@ def test_paper_defaults_and_sizes():
     v = ganzoo.create("srgan")
     c = v.config
     assert (c.scale, c.image_size, c.batch_size, c.n_blocks, c.n_feats) == (4, 96, 16, 16, 64)
-    assert (c.lr, c.beta1, c.adv_weight, c.loss, c.content_loss) == (1e-4, 0.9, 1e-3, "standard", "vgg54")
+    assert (c.lr_g, c.beta1, c.adv_weight, c.loss, c.content_loss) == (1e-4, 0.9, 1e-3, "standard", "vgg54")
     assert sum(p.numel() for p in v.G.parameters()) == 1_549_462
     with torch.no_grad():
         v.eval()
@@ -96,7 +96,7 @@ def test_export_load_round_trip(tmp_path):
     path = ganzoo.save_model(v, tmp_path / "m.safetensors", name="srgan")
     again = ganzoo.load(path)
     lr = torch.rand(1, 3, 7, 9) * 2 - 1
-    assert torch.equal(v.generate(lr=lr), again.generate(lr=lr))
+    assert torch.equal(v.upscale(lr), again.upscale(lr))
     assert not any("vgg" in k for k in again.state_dict())  # the content network never lands in model files
 
 
@@ -109,15 +109,15 @@ def test_tiled_upscaling_equals_untiled():
         v.G(torch.randn(4, 3, 16, 16))
     v.eval()
     lr = torch.rand(1, 3, 37, 53) * 2 - 1
-    full = v.generate(lr=lr)
+    full = v.upscale(lr)
     radius = v.G.receptive_radius()
-    tiled = v.generate(lr=lr, tile=10, overlap=radius)
+    tiled = v.upscale(lr, tile=10, overlap=radius)
     assert tiled.shape == full.shape == (1, 3, 148, 212)
     s = v.config.scale
     inner = (slice(None), slice(None), slice(2 * s, -2 * s), slice(2 * s, -2 * s))
     assert (tiled[inner] - full[inner]).abs().max() < 1e-5
     # Too little context changes the output near tile seams (so the test above is not vacuous).
-    assert (v.generate(lr=lr, tile=10, overlap=0) - full).abs().max() > 1e-4
+    assert (v.upscale(lr, tile=10, overlap=0) - full).abs().max() > 1e-4
 
 
 def test_sample_grid_and_generate_shapes():
@@ -127,7 +127,7 @@ def test_sample_grid_and_generate_shapes():
     inputs = v.sample_inputs(64, torch.Generator(), batch=batch)
     imgs = v.sample_images(inputs)
     assert imgs.shape == (9, 3, 16, 16) and imgs.min() >= -1 and imgs.max() <= 1
-    assert v.generate(lr=batch["lr"][0]).shape == (3, 16, 16)
+    assert v.upscale(batch["lr"][0]).shape == (3, 16, 16)
 
 
 # ---- content losses ----------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ import torch
 import ganzoo
 from ganzoo.errors import CheckpointError
 from ganzoo.testing import tiny_variant
+from ganzoo.train import TrainConfig, Trainer
 from ganzoo.train import checkpoint as ckpt
-from ganzoo.train.trainer import TrainConfig, Trainer
+from ganzoo.utils.files import atomic_write_bytes
 
 
 def cfg(**kw):
@@ -97,14 +98,14 @@ def test_pickle_files_are_refused(tmp_path):
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "f.bin"
-    ckpt.atomic_write_bytes(path, b"old")
+    atomic_write_bytes(path, b"old")
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("os.replace", boom)
     with pytest.raises(OSError, match="No space"):
-        ckpt.atomic_write_bytes(path, b"new")
+        atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temporary left behind
 
@@ -114,7 +115,7 @@ def test_atomically_written_files_get_the_usual_permissions(tmp_path):
     import stat
 
     path = tmp_path / "samples.png"
-    ckpt.atomic_write_bytes(path, b"png")
+    atomic_write_bytes(path, b"png")
     mask = os.umask(0o022)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's private 0600
@@ -190,3 +191,120 @@ def test_a_model_file_with_missing_or_extra_weights_is_refused(tmp_path):
     )
     with pytest.raises(CheckpointError, match="unexpected"):
         ganzoo.load(tmp_path / "extra.safetensors")
+
+
+# ---- the variant lifecycle -------------------------------------------------------------------------------------------
+
+
+def recording_variant(**overrides):
+    """A tiny vanilla GAN that records every lifecycle call, in order, with its arguments."""
+    base = tiny_variant("vanilla", **overrides)
+
+    class Recording(type(base)):
+        def __init__(self, config):
+            super().__init__(config)
+            self.calls = []
+            self.prepared = 0  # saved with the model: shows whether prepare_data ran after a checkpoint restore
+            self.calibrated = None
+
+        def prepare_data(self, dataset):
+            self.calls.append(("prepare_data", dataset, self.prepared))
+            self.prepared += 1
+
+        def loss(self, phase, batch, state):
+            if not self.calls or self.calls[-1][:2] != ("loss", state.step):
+                self.calls.append(("loss", state.step))
+            return super().loss(phase, batch, state)
+
+        def on_step_end(self, step, losses):
+            self.calls.append(("on_step_end", step, losses))
+
+        def on_train_end(self, info):
+            self.calls.append(("on_train_end", info, (info.out / "model.safetensors").exists(), self.training))
+            self.calibrated = float(self.G.main[0].weight.sum())  # with the weights being exported (EMA)
+
+        def extra_metadata(self):
+            return {"prepared": self.prepared, "calibrated": self.calibrated}
+
+        def load_extra_metadata(self, data):
+            self.prepared = data.get("prepared", 0)
+            self.calibrated = data.get("calibrated")
+
+    return Recording(base.config)
+
+
+def test_lifecycle_calls_in_order_with_their_arguments(tmp_path):
+    v = recording_variant()
+    t = Trainer(v, cfg(steps=3, log_every=3, ckpt_every=0, ema_decay=0.5), out=tmp_path)
+    t.fit()
+    names = [c[0] for c in v.calls]
+    assert names == ["prepare_data"] + ["loss", "on_step_end"] * 3 + ["on_train_end"]
+    _, dataset, _ = v.calls[0]
+    assert dataset is t.dataset and len(dataset) > 0
+    steps = [c for c in v.calls if c[0] == "on_step_end"]
+    assert [s for _, s, _ in steps] == [1, 2, 3]
+    for _, _, losses in steps:
+        assert {"d/loss", "g/loss"} <= set(losses) and "skipped" not in losses
+        assert all(k.count("/") == 1 for k in losses)
+        assert all(torch.is_tensor(x) and not x.requires_grad and x.dim() == 0 for x in losses.values())
+    _, info, exported_yet, training = v.calls[-1]
+    assert isinstance(info, ganzoo.TrainInfo)
+    assert info.dataset is t.dataset and info.step == 3 and info.out == tmp_path and info.main
+    assert info.device == torch.device("cpu") and info.data_spec == t.data_spec and info.seed == 0
+    assert not exported_yet and not training  # before the export, in eval mode
+    # The export, written once after on_train_end, carries its result, computed with the EMA weights exported.
+    _, meta = ckpt.load_tensors(tmp_path / "model.safetensors")
+    model = ganzoo.load(tmp_path / "model.safetensors")
+    assert meta["ganzoo.extra"]["calibrated"] == pytest.approx(float(model.G.main[0].weight.detach().sum()))
+    assert float(t.variant.G.main[0].weight.detach().sum()) != pytest.approx(meta["ganzoo.extra"]["calibrated"])
+
+
+def test_prepare_data_runs_after_the_checkpoint_is_restored(tmp_path):
+    first = recording_variant()
+    Trainer(first, cfg(steps=2, ckpt_every=2), out=tmp_path).fit()
+    assert first.calls[0][2] == 0
+    again = recording_variant()
+    Trainer(again, cfg(steps=4, ckpt_every=2), out=tmp_path, resume=True).fit()
+    assert again.calls[0][0] == "prepare_data" and again.calls[0][2] == 1  # the restored state was in place
+    assert [c[1] for c in again.calls if c[0] == "on_step_end"] == [3, 4]
+
+
+def test_on_train_end_is_not_called_when_training_stops_early(tmp_path):
+    v = recording_variant()
+
+    def interrupt(step, losses):
+        v.calls.append(("on_step_end", step, losses))
+        raise KeyboardInterrupt
+
+    v.on_step_end = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(v, cfg(steps=3), out=tmp_path).fit()
+    assert "on_train_end" not in [c[0] for c in v.calls]
+    assert not (tmp_path / "model.safetensors").exists()
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "checkpoints")] == [1]
+
+
+def test_a_directly_built_variant_gets_its_loss_picture(tmp_path):
+    created = tiny_variant("vanilla")
+    v = type(created)(created.config)  # not through create(): no registered name
+    assert not hasattr(v, "registered_name")
+    t = Trainer(v, cfg(steps=2), out=tmp_path)
+    t.fit()
+    assert (tmp_path / "losses.png").stat().st_size > 0
+    assert ganzoo.load(tmp_path / "model.safetensors").registered_name == "vanilla"
+
+
+def test_run_json_records_the_configuration_that_ran(tmp_path, capsys):
+    from ganzoo.cli import main
+
+    argv = ["train", "dcgan", "--set", "ngf=8", "--set", "ndf=8", "--set", "nz=8", "--set", "image_size=32"]
+    argv += ["--batch-size", "16", "--steps", "1", "--device", "cpu", "--precision", "fp32", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0, capsys.readouterr().err
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["batch_size"] == 16 and run["train"]["batch_size"] == 16
+    assert run["config"]["batch_size"] == 16  # the paper's 64 did not run
+    assert run["train_overrides"]["batch_size"] == {"config": 64, "ran": 16}
+    assert run["config"]["ngf"] == 8
+    # Every 'auto' and default is resolved to what ran.
+    assert run["train"]["device"] == "cpu" and run["train"]["precision"] == "fp32"
+    assert run["train"]["num_workers"] == 0 and isinstance(run["train"]["channels_last"], bool)

@@ -54,7 +54,7 @@ def run(budget: str, seeds: int, out: Path) -> Path:
             res = evaluate(model, n=ev["n"], runs=ev["runs"], clf_steps=ev["clf_steps"], seed=0, classifier=classifier)
             results.append({"seed": seed, "train_seconds": round(seconds, 1), **res})
             if seed == 0:
-                picture = model.generate([c for c in CAPTIONS for _ in range(6)], seed=0).float().cpu()
+                picture = model.generate_from_captions([c for c in CAPTIONS for _ in range(6)], seed=0).float().cpu()
     report.raw["runs"] = results
 
     def rp(key: str) -> str:

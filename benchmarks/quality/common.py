@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 import ganzoo
-from ganzoo.train.trainer import TrainConfig, Trainer
+from ganzoo.train import TrainConfig, Trainer
 
 BUDGETS = ("small", "medium", "paper", "tiny")  # tiny: a smoke test of the code, not a result
 DATA = Path(os.environ.get("GANZOO_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))

@@ -1,3 +1,3 @@
-from .base import DataError, DataRequest
+from .base import BatchDataset, DataError, DataRequest, get_items
 
-__all__ = ["DataError", "DataRequest"]
+__all__ = ["BatchDataset", "DataError", "DataRequest", "get_items"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ganzoo.data.base import DataError, DataRequest
+from ganzoo.data.base import BatchDataset, DataError, DataRequest, no_arg, path_arg
 from ganzoo.data.files import ImageTensorDataset, MnistDataset, check_channels, list_images, load_image
 from ganzoo.data.procedural import ShapesDataset, check_split, counter_uniform, stream_key, wrap_indices
 
@@ -88,10 +88,7 @@ def mnist_anomaly_split(
 
 def mnist_anomaly_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``mnist-anomaly:DIR``: one-class MNIST; the anomaly digit is ``request.options["anomaly_class"]``."""
-    _check_task("mnist-anomaly", request)
-    if not arg:
-        raise DataError("dataset 'mnist-anomaly' needs a path: mnist-anomaly:/path/to/mnist_dir")
-    root = Path(arg).expanduser()
+    root = path_arg("mnist-anomaly", arg, "mnist_dir")
     anomaly = _anomaly_class(request)
     split = check_split(request.split)
     # MnistDataset does the reading, checking and resizing; only the row selection is ours.
@@ -114,7 +111,7 @@ DEFECTS = ("scratch", "missing_chunk", "blob")
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
-class ShapesAnomalyDataset(Dataset):
+class ShapesAnomalyDataset(BatchDataset):
     """Shape scenes of :class:`~ganzoo.data.procedural.ShapesDataset`; anomalous ones carry one defect.
 
     Defects (one per anomalous image, kind drawn uniformly):
@@ -153,9 +150,6 @@ class ShapesAnomalyDataset(Dataset):
         _, items = wrap_indices(indices, len(self))
         u = counter_uniform(self._key, items, 1)[:, 0]
         return torch.from_numpy(u < self.anomaly_fraction).to(torch.int64)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
         raw, items = wrap_indices(indices, len(self))
@@ -227,9 +221,7 @@ class ShapesAnomalyDataset(Dataset):
 
 def shapes_anomaly_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``shapes-anomaly``: procedural shapes, anomalies with a scratch, a missing chunk or a wrong-colour blob."""
-    _check_task("shapes-anomaly", request)
-    if arg:
-        raise DataError(f"dataset 'shapes-anomaly' takes no argument, got shapes-anomaly:{arg}")
+    no_arg("shapes-anomaly", arg)
     size = int(request.options.get("eval_size", 2000))
     return ShapesAnomalyDataset(request.image_size, request.channels, request.split, request.seed, size=size)
 
@@ -290,19 +282,11 @@ class FolderAnomalyDataset(Dataset):
 
 def mvtec_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``mvtec:DIR``: DIR/train/good, DIR/test/good, DIR/test/<defect>."""
-    _check_task("mvtec", request)
-    if not arg:
-        raise DataError("dataset 'mvtec' needs a path: mvtec:/path/to/category (with train/good and test/)")
-    return FolderAnomalyDataset(Path(arg).expanduser(), request.split, request.image_size, request.channels)
+    root = path_arg("mvtec", arg, "category (with train/good and test/)")
+    return FolderAnomalyDataset(root, request.split, request.image_size, request.channels)
 
 
 # ------------------------------------------------------------------------------------------------ registration
-
-
-def _check_task(name: str, request: DataRequest) -> None:
-    task = getattr(request.task, "value", request.task)
-    if task not in _ANOMALY:
-        raise DataError(f"dataset {name!r} does not serve task {task!r}; it serves: anomaly")
 
 
 def register_datasets(register: Callable[..., None]) -> None:
@@ -311,7 +295,7 @@ def register_datasets(register: Callable[..., None]) -> None:
         "mnist-anomaly",
         mnist_anomaly_factory,
         tasks=_ANOMALY,
-        help="mnist-anomaly:DIR, one-class MNIST (anomaly digit = the variant's anomaly_class; GANomaly protocol)",
+        help="mnist-anomaly:DIR, one-class MNIST (anomaly digit = the variant's anomaly_class; Akcay et al. protocol)",
     )
     register(
         "shapes-anomaly",

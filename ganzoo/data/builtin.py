@@ -1,17 +1,17 @@
 """The built-in datasets: their factories and their registration.
 
 A factory turns the user's data spec (``NAME[:ARG]``) and the variant's :class:`DataRequest` into a dataset,
-rejecting with a one-line :class:`DataError` whatever it cannot serve.
+rejecting with a one-line :class:`DataError` whatever it cannot serve. The task is not the factory's to check: each
+dataset is registered with the tasks it serves, and ``ganzoo.train.data.build_dataset`` refuses any other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ganzoo.data.base import DataError, DataRequest
+from ganzoo.data.base import DataError, DataRequest, no_arg, path_arg
 from ganzoo.data.files import ImageFolderDataset, MnistDataset, StackedMnistDataset
 from ganzoo.data.procedural import ShapesDataset
 from ganzoo.data.toy2d import GRID25_STD, RING8_STD, GaussianMixture2D, grid25_modes, ring8_modes
@@ -29,63 +29,40 @@ __all__ = [
 _UNCONDITIONAL = ("unconditional",)
 
 
-def _check_task(name: str, request: DataRequest, tasks: tuple[str, ...]) -> None:
-    task = getattr(request.task, "value", request.task)  # accept a Task enum member as well as its string
-    if task not in tasks:
-        raise DataError(f"dataset {name!r} does not serve task {task!r}; it serves: {', '.join(tasks)}")
-
-
-def _no_arg(name: str, arg: str | None) -> None:
-    if arg:
-        raise DataError(f"dataset {name!r} takes no argument, got {name}:{arg}; use plain {name!r}")
-
-
-def _path_arg(name: str, arg: str | None, what: str) -> Path:
-    if not arg:
-        raise DataError(f"dataset {name!r} needs a path: {name}:/path/to/{what}")
-    return Path(arg).expanduser()
-
-
 def shapes_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``shapes``: procedural coloured shapes labelled by kind."""
-    _check_task("shapes", request, _UNCONDITIONAL)
-    _no_arg("shapes", arg)
+    no_arg("shapes", arg)
     return ShapesDataset(request.image_size, request.channels, request.split, request.seed)
 
 
 def ring8_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``ring8``: 8 Gaussians on the unit circle (2D points)."""
-    _check_task("ring8", request, _UNCONDITIONAL)
-    _no_arg("ring8", arg)
+    no_arg("ring8", arg)
     return GaussianMixture2D("ring8", ring8_modes(), RING8_STD, request.split, request.seed)
 
 
 def grid25_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``grid25``: 25 Gaussians on a 5 x 5 grid (2D points)."""
-    _check_task("grid25", request, _UNCONDITIONAL)
-    _no_arg("grid25", arg)
+    no_arg("grid25", arg)
     return GaussianMixture2D("grid25", grid25_modes(), GRID25_STD, request.split, request.seed)
 
 
 def mnist_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``mnist:DIR``: MNIST IDX files in DIR."""
-    _check_task("mnist", request, _UNCONDITIONAL)
-    return MnistDataset(_path_arg("mnist", arg, "mnist_dir"), request.split, request.image_size, request.channels)
+    return MnistDataset(path_arg("mnist", arg, "mnist_dir"), request.split, request.image_size, request.channels)
 
 
 def stacked_mnist_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``stacked-mnist:DIR``: three MNIST digits of DIR stacked as RGB (1,000 classes)."""
-    _check_task("stacked-mnist", request, _UNCONDITIONAL)
     if request.channels != 3:
         raise DataError(f"stacked-mnist images have 3 channels (one digit each); the model asks for {request.channels}")
-    root = _path_arg("stacked-mnist", arg, "mnist_dir")
+    root = path_arg("stacked-mnist", arg, "mnist_dir")
     return StackedMnistDataset(root, request.split, request.image_size, request.seed)
 
 
 def folder_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``folder:DIR``: every image under DIR; first-level subfolders are classes when all images are in one."""
-    _check_task("folder", request, _UNCONDITIONAL)
-    return ImageFolderDataset(_path_arg("folder", arg, "images"), request.image_size, request.channels)
+    return ImageFolderDataset(path_arg("folder", arg, "images"), request.image_size, request.channels)
 
 
 def register_builtin(register: Callable[..., None]) -> None:

@@ -5,9 +5,9 @@ Items follow the task's batch schema ``{"image": uint8 C x H x W, "tokens": int6
 "caption": str}`` (``shapes-captions`` adds ``"attrs"``, the scene's attribute ids, for evaluation).
 
 Token ids need a vocabulary, and a trained model must re-tokenize new captions exactly as its training data was
-tokenized. So the vocabulary is an object the *variant* owns and hands to the dataset factory in
-``DataRequest.options["vocab"]``: an empty one is filled here from the training captions (deterministically), a
-filled one (a resumed run, a loaded model) is used as it is. The variant saves it with the model.
+tokenized. ``DataRequest.options["vocab"]`` is the model's word list (a resumed run, a loaded model), used as it
+is; without one the dataset fits its own vocabulary on the train split's captions (deterministically), and the
+variant adopts it in ``prepare_data`` and saves it with the model.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ganzoo.data.base import DataError, DataRequest
+from ganzoo.data.base import BatchDataset, DataError, DataRequest, no_arg, path_arg
 from ganzoo.data.files import list_images, load_image
 from ganzoo.data.procedural import SHAPE_NAMES, _shape_sdf, check_split, counter_uniform, stream_key, wrap_indices
 
@@ -119,16 +119,6 @@ class Vocabulary:
         return [self.words[i] if 0 <= i < len(self.words) else self.SPECIALS[1] for i in ids if i != self.PAD]
 
 
-def _vocab_from(request: DataRequest, captions: Callable[[], Iterable[str]]) -> Vocabulary:
-    """The variant's vocabulary (filled from ``captions()`` when still empty) or a new one."""
-    vocab = request.options.get("vocab")
-    if vocab is None:
-        vocab = Vocabulary()
-    if vocab.is_empty:
-        vocab.fit(captions(), request.options.get("vocab_size"))
-    return vocab
-
-
 # ------------------------------------------------------------------------------------------------ shapes-captions
 
 COLOURS = ["red", "green", "blue", "yellow", "purple", "white"]
@@ -185,7 +175,7 @@ def scene_captions(attrs: Sequence[int]) -> list[str]:
     ]
 
 
-class ShapesCaptionsDataset(Dataset):
+class ShapesCaptionsDataset(BatchDataset):
     """Scenes of one or two coloured shapes with sizes and positions, each with :data:`N_TEMPLATES` captions.
 
     Item ``k``: the scene of ``k % len`` (its attributes fixed per item), a small jitter of placement and rotation
@@ -255,10 +245,7 @@ class ShapesCaptionsDataset(Dataset):
     def captions_of(self, index: int) -> list[str]:
         return scene_captions(self.attrs[index % len(self)].tolist())
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor | str]]:
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor | str]]:
         raw, items = wrap_indices(indices, len(self))
         if not raw:
             return []
@@ -337,7 +324,7 @@ def mnist_captions(attrs: Sequence[int]) -> list[str]:
     return [f"{a} {_PLACE_PHRASE[p]}", f"there is {a} {_PLACE_PHRASE[p]}", f"{_PLACE_PHRASE[p]} is {a}"]
 
 
-class MnistCaptionsDataset(Dataset):
+class MnistCaptionsDataset(BatchDataset):
     """MNIST digits coloured, sized and placed on a dark canvas, captioned from their attributes.
 
     Item ``k``: digit image ``k % len`` with its colour, size and place fixed per item (``"attrs"`` = ``int64
@@ -385,10 +372,7 @@ class MnistCaptionsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.attrs)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor | str]]:
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor | str]]:
         raw, items = wrap_indices(indices, len(self))
         if not raw:
             return []
@@ -487,17 +471,12 @@ class CaptionFolderDataset(Dataset):
 _TASKS = ("text_to_image",)
 
 
-def _check(name: str, request: DataRequest) -> None:
-    task = getattr(request.task, "value", request.task)
-    if task not in _TASKS:
-        raise DataError(f"dataset {name!r} does not serve task {task!r}; it serves: {', '.join(_TASKS)}")
-
-
 def _text_options(request: DataRequest) -> dict:
     """The tokenizer settings a text-to-image variant passes through ``DataRequest.options``."""
     opts = request.options
+    words = opts.get("vocab")
     return {
-        "vocab": opts.get("vocab"),
+        "vocab": Vocabulary(words) if words else None,
         "max_words": int(opts.get("max_words", 18)),
         "vocab_size": opts.get("vocab_size"),
     }
@@ -505,9 +484,7 @@ def _text_options(request: DataRequest) -> dict:
 
 def shapes_captions_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``shapes-captions``: procedural captioned scenes of one or two shapes."""
-    _check("shapes-captions", request)
-    if arg:
-        raise DataError(f"dataset 'shapes-captions' takes no argument, got shapes-captions:{arg}")
+    no_arg("shapes-captions", arg)
     return ShapesCaptionsDataset(
         request.image_size,
         request.channels,
@@ -519,11 +496,8 @@ def shapes_captions_factory(arg: str | None, request: DataRequest) -> Dataset:
 
 def captions_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``captions:DIR``: images with same-named .txt caption files."""
-    _check("captions", request)
-    if not arg:
-        raise DataError("dataset 'captions' needs a path: captions:/path/to/images_and_txt")
     return CaptionFolderDataset(
-        Path(arg).expanduser(),
+        path_arg("captions", arg, "images_and_txt"),
         request.image_size,
         request.channels,
         request.seed,
@@ -533,11 +507,8 @@ def captions_factory(arg: str | None, request: DataRequest) -> Dataset:
 
 def mnist_captions_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``mnist-captions:DIR``: MNIST digits coloured, sized and placed, with captions."""
-    _check("mnist-captions", request)
-    if not arg:
-        raise DataError("dataset 'mnist-captions' needs a path: mnist-captions:/path/to/mnist_dir")
     return MnistCaptionsDataset(
-        Path(arg).expanduser(),
+        path_arg("mnist-captions", arg, "mnist_dir"),
         request.image_size,
         request.channels,
         request.split,

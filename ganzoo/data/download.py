@@ -1,8 +1,9 @@
-"""Downloads of the public pix2pix and CycleGAN datasets by name: cached, resumable, checksummed, safely extracted.
+"""Downloads of public dataset archives by name: cached, resumable, checksummed, safely extracted.
 
-The archives live where the authors of pix2pix and CycleGAN published them. Their sha256 digests are not recorded
-in this project (it was built without network access), so the first download of an archive records its digest in
-the cache (``<root>/SHA256SUMS``) and every later use verifies against it; ``--sha256`` pins a known digest.
+The catalogue comes from the plugins (the ``ganzoo_register_downloads`` hook): each entry names the archive's URL and
+the registered dataset that reads the extracted folder. An entry may pin the archive's sha256; where it does not, the
+first download records the digest in the cache (``<root>/SHA256SUMS``) and every later use verifies against it;
+``--sha256`` pins a known digest.
 """
 
 from __future__ import annotations
@@ -13,32 +14,6 @@ import zipfile
 from pathlib import Path
 
 from .base import DataError
-
-PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
-CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
-
-# name -> (url template, archive name, layout, data spec prefix)
-DATASETS: dict[str, tuple[str, str, str]] = {
-    **{
-        n: (PIX2PIX_URL, n, "aligned")
-        for n in ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
-    },
-    **{
-        n: (CYCLEGAN_URL, n, "unaligned")
-        for n in (
-            "horse2zebra",
-            "apple2orange",
-            "summer2winter_yosemite",
-            "monet2photo",
-            "cezanne2photo",
-            "ukiyoe2photo",
-            "vangogh2photo",
-            "iphone2dslr_flower",
-        )
-    },
-    "cyclegan-maps": (CYCLEGAN_URL, "maps", "unaligned"),
-    "cyclegan-facades": (CYCLEGAN_URL, "facades", "unaligned"),
-}
 
 
 def default_root() -> Path:
@@ -76,20 +51,24 @@ def _extract(archive: Path, dest: Path) -> None:
 
 
 def download(name: str, root: str | Path | None = None, base_url: str | None = None, sha256: str | None = None) -> Path:
-    """Download and extract dataset ``name``; returns its folder. ``base_url`` replaces the authors' host (mirrors,
-    tests)."""
-    from ..errors import UnknownNameError
+    """Download and extract the registered archive ``name``.
+
+    :param name: a name registered through ``ganzoo_register_downloads`` (``ganzoo data list``).
+    :param root: where archives (``root/archives``) and extracted folders go (default :func:`default_root`).
+    :param base_url: a mirror (or test server) replacing everything before the archive's file name in its URL.
+    :param sha256: the archive's expected digest, overriding the registered and the recorded one.
+    :returns: the extracted folder, ``root/name``.
+    """
+    from .. import registry
     from ..utils.download import download_file, sha256_file
 
-    if name not in DATASETS:
-        raise UnknownNameError("downloadable dataset", name, DATASETS)
-    template, remote, _layout = DATASETS[name]
+    entry = registry.get("download", name)
     root = Path(root) if root is not None else default_root()
-    url = template.format(name=remote)
+    url = entry.obj
     if base_url:
         url = base_url.rstrip("/") + "/" + url.rsplit("/", 1)[1]
     archive = root / "archives" / url.rsplit("/", 1)[1]
-    known = sha256 or _sums(root).get(archive.name)
+    known = sha256 or entry.extra.get("sha256") or _sums(root).get(archive.name)
     try:
         download_file(url, archive, known)
     except ValueError as e:
@@ -113,4 +92,12 @@ def download(name: str, root: str | Path | None = None, base_url: str | None = N
 
 
 def spec_for(name: str, folder: Path) -> str:
-    return f"{DATASETS[name][2]}:{folder}"
+    """The ``--data`` spec that reads a downloaded dataset.
+
+    :param name: the registered download.
+    :param folder: where it was extracted.
+    :returns: ``reader:folder``.
+    """
+    from .. import registry
+
+    return f"{registry.get('download', name).extra['reader']}:{folder}"

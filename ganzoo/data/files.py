@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ganzoo.data.base import DataError
+from ganzoo.data.base import BatchDataset, DataError
 from ganzoo.data.procedural import check_split, wrap_indices
 
 __all__ = [
@@ -137,7 +137,7 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.T
     return out
 
 
-class ImageTensorDataset(Dataset):
+class ImageTensorDataset(BatchDataset):
     """Images held in memory as ``uint8 (N, H, W)`` (grayscale) or ``(N, C, H, W)`` with int64 labels.
 
     Grayscale is replicated to 3 channels per item when ``channels == 3`` (cheaper than storing three copies).
@@ -151,9 +151,6 @@ class ImageTensorDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
         _, items = wrap_indices(indices, len(self))
@@ -199,7 +196,7 @@ class MnistDataset(ImageTensorDataset):
         super().__init__(tensor, torch.from_numpy(labels.astype(np.int64)), channels, "mnist")
 
 
-class StackedMnistDataset(Dataset):
+class StackedMnistDataset(BatchDataset):
     """Stacked MNIST (Metz et al. 2017; VEEGAN; PacGAN): three independently drawn MNIST digits as the R, G and B
     channels, 1,000 classes.
 
@@ -219,9 +216,6 @@ class StackedMnistDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.mnist)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
         _, items = wrap_indices(indices, len(self))

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from ganzoo.data.base import DataError
+from ganzoo.data.base import BatchDataset, DataError
 
 __all__ = [
     "SHAPE_NAMES",
@@ -163,7 +162,7 @@ def _contrasting_colours(u: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return dark, light
 
 
-class ShapesDataset(Dataset):
+class ShapesDataset(BatchDataset):
     """Coloured geometric shapes on gradient backgrounds, labelled by shape kind, rendered on demand.
 
     Item ``k`` is ``{"image": uint8 C x H x W, "label": int64 scalar}``. Its class is a function of
@@ -206,10 +205,7 @@ class ShapesDataset(Dataset):
         bits = counter_uniform(self._label_key, items, 1)[:, 0]
         return torch.from_numpy((bits * self.num_classes).astype(np.int64))
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
         raw, _ = wrap_indices(indices, len(self))
         if not raw:
             return []

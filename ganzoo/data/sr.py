@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ganzoo.data.base import DataError, DataRequest
+from ganzoo.data.base import BatchDataset, DataError, DataRequest, no_arg, path_arg
 from ganzoo.data.files import check_channels, image_to_tensor, list_images, open_image
 from ganzoo.data.procedural import ShapesDataset, check_split, counter_uniform, stream_key, wrap_indices
 
@@ -199,7 +199,7 @@ def _is_gray(path: Path) -> bool:
         raise DataError(f"cannot read image {path}: {e}") from None
 
 
-class ShapesSRDataset(Dataset):
+class ShapesSRDataset(BatchDataset):
     """Procedural HR scenes with fine detail: a ``shapes`` image overlaid with a sinusoidal grating (period 2.5-8 HR
     pixels, random orientation and contrast) that bicubic upsampling cannot recover, and its bicubic LR input.
 
@@ -241,10 +241,7 @@ class ShapesSRDataset(Dataset):
             out.append((img + grating * band).round().clamp(0, 255).to(torch.uint8))
         return torch.stack(out)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
         hr = self.render_hr(indices)
         items = []
         for h in hr:
@@ -257,41 +254,25 @@ class ShapesSRDataset(Dataset):
 # ---- factories and registration ----------------------------------------------------------------------------------
 
 
-def _check_task(name: str, request: DataRequest) -> None:
-    task = getattr(request.task, "value", request.task)
-    if task not in TASKS:
-        raise DataError(f"dataset {name!r} does not serve task {task!r}; it serves: {', '.join(TASKS)}")
-
-
-def _path(name: str, arg: str | None, what: str) -> Path:
-    if not arg:
-        raise DataError(f"dataset {name!r} needs a path: {name}:/path/to/{what}")
-    return Path(arg).expanduser()
-
-
 def sr_folder_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``sr-folder:DIR``: random HR crops of the images in DIR, LR by bicubic downscaling."""
-    _check_task("sr-folder", request)
     scale, crop = sr_options(request)
     if not crop:
         raise DataError("sr-folder makes random crops and needs a crop size (image_size) > 0")
     return SRFolderDataset(
-        _path("sr-folder", arg, "hr_images"), scale, crop, request.channels, request.seed, request.split
+        path_arg("sr-folder", arg, "hr_images"), scale, crop, request.channels, request.seed, request.split
     )
 
 
 def sr_pairs_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``sr-pairs:DIR``: DIR/HR and DIR/LR_x{scale} pairs."""
-    _check_task("sr-pairs", request)
     scale, crop = sr_options(request)
-    return SRPairsDataset(_path("sr-pairs", arg, "set"), scale, crop, request.channels, request.seed)
+    return SRPairsDataset(path_arg("sr-pairs", arg, "set"), scale, crop, request.channels, request.seed)
 
 
 def shapes_sr_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``shapes-sr``: procedural scenes with fine gratings."""
-    _check_task("shapes-sr", request)
-    if arg:
-        raise DataError(f"dataset 'shapes-sr' takes no argument, got shapes-sr:{arg}; use plain 'shapes-sr'")
+    no_arg("shapes-sr", arg)
     scale, crop = sr_options(request)
     return ShapesSRDataset(scale, crop or 96, request.channels, request.split, request.seed)
 

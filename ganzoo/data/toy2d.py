@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from ganzoo.data.base import BatchDataset
 from ganzoo.data.procedural import check_split, counter_normal, counter_uniform, stream_key, wrap_indices
 
 __all__ = [
@@ -42,7 +42,7 @@ def grid25_modes() -> torch.Tensor:
     return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
 
 
-class GaussianMixture2D(Dataset):
+class GaussianMixture2D(BatchDataset):
     """An equal-weight mixture of isotropic 2D Gaussians, sampled on demand.
 
     Item ``k`` is ``{"image": float32 (2,) point, "label": int64 mode index}``. The mode is a function of
@@ -78,9 +78,6 @@ class GaussianMixture2D(Dataset):
 
     def __len__(self) -> int:
         return self.length
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
         raw, items = wrap_indices(indices, self.length)

@@ -26,26 +26,28 @@ from __future__ import annotations
 import colorsys
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ganzoo.data.base import DataError, DataRequest
+from ganzoo.data.base import DataError, DataRequest, no_arg, path_arg
 from ganzoo.data.files import check_channels, image_to_tensor, list_images, open_image
 from ganzoo.data.procedural import SHAPE_NAMES, _shape_sdf, check_split, counter_uniform, stream_key, wrap_indices
 
 __all__ = [
     "AlignedFolderDataset",
     "Jitter",
+    "JitterSettings",
     "MnistEdgesDataset",
     "ShapesPairsDataset",
     "ShapesStylesDataset",
     "UnalignedFolderDataset",
+    "jitter_options",
     "register_datasets",
 ]
 
@@ -90,6 +92,30 @@ class Jitter:
         s = self.image_size
         out = image[:, top : top + s, left : left + s]
         return (out.flip(-1) if flip else out).contiguous()
+
+
+class JitterSettings(Protocol):
+    """The config fields :func:`jitter_options` reads (a translation variant's config has them)."""
+
+    image_size: int
+    load_size: int
+    jitter: bool
+    flip: bool
+
+
+def jitter_options(settings: JitterSettings) -> dict[str, Any]:
+    """The ``DataRequest.options`` that ask a translation dataset for the reference's jitter.
+
+    :param settings: ``image_size`` (the crop), ``load_size`` (the side before the crop; 0 scales ``image_size``
+        by 286/256 as the reference does at 256 px), ``jitter`` (random resize-and-crop on) and ``flip``.
+    :returns: ``{"load_size": ..., "crop": ..., "flip": ...}`` for :class:`Jitter`.
+    """
+    load = settings.load_size or round(settings.image_size * 286 / 256)
+    return {
+        "load_size": load if settings.jitter else settings.image_size,
+        "crop": settings.jitter,
+        "flip": settings.flip,
+    }
 
 
 def _resize_pil(im: Image.Image, size: int) -> Image.Image:
@@ -261,9 +287,6 @@ class _ProceduralPairs(Dataset):
         img = _finish(fn(scene, self.jitter.load_size), self.channels)
         return self.jitter.apply(img, params)
 
-    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
-        return [self[i] for i in indices]
-
 
 class ShapesPairsDataset(_ProceduralPairs):
     """``shapes-pairs``: label map (``a``) -> rendering (``b``) of scene ``k % len``; jitter drawn from ``k``."""
@@ -427,53 +450,31 @@ class MnistEdgesDataset(Dataset):
 # ---------------------------------------------------------------------------------------------------- registration
 
 
-def _check_task(name: str, request: DataRequest, tasks: tuple[str, ...]) -> None:
-    task = getattr(request.task, "value", request.task)
-    if task not in tasks:
-        raise DataError(f"dataset {name!r} does not serve task {task!r}; it serves: {', '.join(tasks)}")
-
-
-def _no_arg(name: str, arg: str | None) -> None:
-    if arg:
-        raise DataError(f"dataset {name!r} takes no argument, got {name}:{arg}; use plain {name!r}")
-
-
-def _path(name: str, arg: str | None) -> Path:
-    if not arg:
-        raise DataError(f"dataset {name!r} needs a path: {name}:/path/to/dataset")
-    return Path(arg).expanduser()
-
-
 def shapes_pairs_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``shapes-pairs``: procedural label map -> rendering pairs."""
-    _check_task("shapes-pairs", request, _PAIRED)
-    _no_arg("shapes-pairs", arg)
+    no_arg("shapes-pairs", arg)
     return ShapesPairsDataset(request)
 
 
 def shapes_styles_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``shapes-styles``: procedural unpaired styles with the hidden pairing."""
-    _check_task("shapes-styles", request, _UNPAIRED)
-    _no_arg("shapes-styles", arg)
+    no_arg("shapes-styles", arg)
     return ShapesStylesDataset(request)
 
 
 def aligned_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``aligned:DIR``: pix2pix A|B images in DIR/train, DIR/val, DIR/test."""
-    _check_task("aligned", request, _PAIRED)
-    return AlignedFolderDataset(_path("aligned", arg), request)
+    return AlignedFolderDataset(path_arg("aligned", arg), request)
 
 
 def unaligned_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``unaligned:DIR``: CycleGAN DIR/trainA, trainB, testA, testB."""
-    _check_task("unaligned", request, _UNPAIRED)
-    return UnalignedFolderDataset(_path("unaligned", arg), request)
+    return UnalignedFolderDataset(path_arg("unaligned", arg), request)
 
 
 def mnist_edges_factory(arg: str | None, request: DataRequest) -> Dataset:
     """``mnist-edges:DIR``: MNIST outline -> digit pairs from the IDX files in DIR."""
-    _check_task("mnist-edges", request, _PAIRED)
-    return MnistEdgesDataset(_path("mnist-edges", arg), request)
+    return MnistEdgesDataset(path_arg("mnist-edges", arg), request)
 
 
 def register_datasets(register: Callable[..., None]) -> None:
@@ -490,9 +491,11 @@ def register_datasets(register: Callable[..., None]) -> None:
         tasks=_UNPAIRED,
         help="procedural unpaired styles (flat on dark <-> outlined on light), with the hidden pairing b_true",
     )
-    register("aligned", aligned_factory, tasks=_PAIRED, help="aligned:DIR, pix2pix A|B images in DIR/train, val, test")
     register(
-        "unaligned", unaligned_factory, tasks=_UNPAIRED, help="unaligned:DIR, CycleGAN DIR/trainA, trainB, testA, testB"
+        "aligned", aligned_factory, tasks=_PAIRED, help="aligned:DIR, side-by-side A|B images in DIR/train, val, test"
+    )
+    register(
+        "unaligned", unaligned_factory, tasks=_UNPAIRED, help="unaligned:DIR, unpaired DIR/trainA, trainB, testA, testB"
     )
     register(
         "mnist-edges", mnist_edges_factory, tasks=_PAIRED, help="mnist-edges:DIR, MNIST digit outline -> digit pairs"

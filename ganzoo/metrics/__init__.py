@@ -1,10 +1,13 @@
-"""Metrics of every task: feature-distribution scores, image fidelity, mode coverage and ranking.
+"""Metrics of every task: feature-distribution scores, image fidelity, mode coverage and ranking, and the
+evaluators that ``ganzoo eval`` runs per task (:mod:`ganzoo.metrics.evaluators`, :func:`evaluate`).
 
-Pure computation on tensors; the Inception weights loader lives in :mod:`ganzoo.metrics.inception`.
+The metric functions are pure computation on tensors; the Inception weights loader lives in
+:mod:`ganzoo.metrics.inception`.
 """
 
 from ganzoo.metrics.domain import DomainClassifier, DomainClassifierError, get_domain_classifier
-from ganzoo.metrics.evaluate import evaluate
+from ganzoo.metrics.evaluate import evaluate, evaluators_for
+from ganzoo.metrics.evaluators import EvalContext, Evaluation, Evaluator
 from ganzoo.metrics.frechet import FeatureStats, frechet_distance, kid, precision_recall_density_coverage
 from ganzoo.metrics.image import (
     image_scores,
@@ -33,6 +36,9 @@ from ganzoo.metrics.ranking import auprc, auroc, r_precision
 __all__ = [
     "DomainClassifier",
     "DomainClassifierError",
+    "EvalContext",
+    "Evaluation",
+    "Evaluator",
     "FeatureStats",
     "InceptionFeatures",
     "WeightsLocation",
@@ -41,6 +47,7 @@ __all__ = [
     "class_histogram_stats",
     "download_file",
     "evaluate",
+    "evaluators_for",
     "find_inception_weights",
     "frechet_distance",
     "get_domain_classifier",

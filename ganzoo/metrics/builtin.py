@@ -178,7 +178,13 @@ def register_metrics(register: Callable[..., None]) -> None:
         ("modes-2d", modes_2d_metric, uncond, "points", "2D mixtures: modes, high-quality %, reverse KL (PacGAN)"),
         ("auroc", auroc, ("anomaly",), "scores", "area under the ROC curve (ties as scikit-learn)"),
         ("auprc", auprc, ("anomaly",), "scores", "average precision (step-wise, as scikit-learn)"),
-        ("r-precision", r_precision, ("text_to_image",), "retrieval", "top-1 caption retrieval among 100 (AttnGAN)"),
+        (
+            "r-precision",
+            r_precision,
+            ("text_to_image",),
+            "retrieval",
+            "top-1 caption retrieval among 100 (Xu et al. 2018)",
+        ),
     ]
     for name, fn, tasks, kind, text in table:
         register(name, fn, tasks=tasks, help=text, kind=kind)

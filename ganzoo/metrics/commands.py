@@ -1,6 +1,7 @@
 """``ganzoo eval`` and ``ganzoo metrics``, registered through ``ganzoo_register_commands``.
 
-``ganzoo eval MODEL`` scores a trained model with its task's metric set (see :mod:`ganzoo.metrics.evaluate`), prints
+``ganzoo eval MODEL`` scores a trained model with the evaluators registered for its task (see
+:mod:`ganzoo.metrics.evaluate` and :mod:`ganzoo.metrics.evaluators`), prints
 a table with the baseline beside every score and writes the result with its provenance to ``metrics.json`` beside
 the model. ``ganzoo metrics NAME A B`` computes one registered metric between two image sets, each a folder or a
 data spec ``NAME[:ARG][@SPLIT]`` (``mnist:/data/mnist@test``).
@@ -34,8 +35,12 @@ def _stderr(msg: str) -> None:
 def configure_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run directory or exported .safetensors file")
     p.add_argument("--data", help="reference data spec (default: the run's data, else the model's default)")
-    p.add_argument("--metrics", help="comma-separated metric groups (default: the task's set)")
-    p.add_argument("-n", type=int, help="sample count N (default depends on the task)")
+    p.add_argument(
+        "--metrics",
+        help="comma-separated metric names (default: every metric of every evaluator of the model's task; "
+        "`ganzoo metrics list` shows them)",
+    )
+    p.add_argument("-n", type=int, help="sample count N (default: each evaluator's own)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=64)
@@ -109,7 +114,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ganzoo.api import load
     from ganzoo.metrics.domain import DEFAULT_MIN_ACCURACY
     from ganzoo.metrics.evaluate import evaluate, metrics_path
-    from ganzoo.train.checkpoint import atomic_write_bytes
+    from ganzoo.utils.files import atomic_write_bytes
 
     path = Path(args.model)
     if not path.exists():
@@ -230,12 +235,12 @@ def _image_source(
 ) -> tuple[Callable[[], Iterator[Tensor]], str]:
     """A re-iterable source of uint8 batches from a folder or a data spec, and a description of it."""
     from ganzoo.data.files import list_images, load_image
-    from ganzoo.metrics.evaluate import _subset, iter_images
+    from ganzoo.metrics.evaluate import iter_images, subset
 
     p = Path(src)
     if p.is_dir():
         files = list_images(p)
-        idx = _subset(len(files), n, seed) if n else list(range(len(files)))
+        idx = subset(len(files), n, seed) if n else list(range(len(files)))
         chosen = [files[i] for i in idx]
 
         def folder_batches() -> Iterator[Tensor]:
@@ -253,7 +258,7 @@ def _image_source(
     if ":" not in src and "@" not in src and ("/" in src or "." in src):
         raise DataError(f"image folder not found: {src}")
     ds = _data_source(src, image_size, channels or 3)
-    idx = _subset(len(ds), n, seed) if n else list(range(len(ds)))
+    idx = subset(len(ds), n, seed) if n else list(range(len(ds)))
     return (lambda: iter_images(ds, idx, batch_size)), f"data {src} ({len(idx)} of {len(ds)} items, {image_size}px)"
 
 
@@ -264,6 +269,10 @@ def run_metrics(args: argparse.Namespace) -> int:
     if args.name == "list":
         for name, e in sorted(registry.metrics().items()):
             print(f"{name:<12} {e.extra.get('kind', '?'):<13} {e.help}")
+        print("\nevaluators of `ganzoo eval` (task: evaluator [metrics], default N):")
+        for e in registry.evaluators().values():
+            ev = e.obj
+            print(f"  {'/'.join(e.tasks)}: {e.name} [{' '.join(ev.metrics)}], N={ev.default_n} ({e.plugin}) {e.help}")
         return 0
     entry = registry.get("metric", args.name)
     kind = entry.extra.get("kind")

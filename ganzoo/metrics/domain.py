@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganzoo.data.base import DataRequest
+from ganzoo.data.base import DataRequest, get_items
 from ganzoo.errors import GanzooError
 from ganzoo.metrics.modes import class_histogram_stats, stacked_classes
 from ganzoo.utils.download import cache_dir
@@ -172,7 +172,7 @@ def _build(spec: str, split: str, image_size: int, channels: int, seed: int) -> 
 
 
 def _take(ds: Any, indices: list[int]) -> tuple[Tensor, Tensor]:
-    items = ds.__getitems__(indices) if hasattr(ds, "__getitems__") else [ds[i] for i in indices]
+    items = get_items(ds, indices)
     return torch.stack([it["image"] for it in items]), torch.stack([torch.as_tensor(it["label"]) for it in items])
 
 

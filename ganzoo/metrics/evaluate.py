@@ -1,31 +1,20 @@
-"""One call that scores a model with its task's metric set: :func:`evaluate`.
+"""One call that scores a model with every evaluator registered for its task: :func:`evaluate`.
 
-Images are streamed in batches: features, per-image scores and class predictions are accumulated and the images
-dropped, so N is bounded by time, not memory. Every score comes with its provenance (extractor and weights hash,
-resizer, N, reference split, seed, versions), and generation scores always come with the real-vs-real floor at the
-same N (two disjoint real splits scored exactly like the model), because FID-type numbers are biased in N and mean
-little without it.
+The evaluators (:mod:`ganzoo.metrics.evaluators`) are registered per task through the ``ganzoo_register_evaluators``
+hook, the core's own in :mod:`ganzoo.metrics.builtin_evaluators`, a plugin's beside them. Images are streamed in
+batches: features, per-image scores and class predictions are accumulated and the images dropped, so N is bounded
+by time, not memory. Every score comes with its provenance (extractor and weights hash, resizer, N, reference split,
+seed, versions), and generation scores always come with the real-vs-real floor at the same N (two disjoint real
+splits scored exactly like the model), because FID-type numbers are biased in N and mean little without it.
 
-Per task (``model.task``):
-
-- unconditional images: FID/KID/PRDC with the Inception-v3 FID network (skipped with a note when its weights are
-  not found), FD-dom/KID-dom/PRDC-dom, class coverage, class KL and a domain Inception Score with the project's
-  domain classifier (shapes, MNIST); the model's samples are compared with N train images, the floor is N test
-  images against the same N train images.
-- unconditional 2D points (ring8, grid25): the mode protocol of VEEGAN/PacGAN (modes, high-quality %, reverse KL).
-- paired: PSNR/SSIM/L1 of ``generate(a=...)`` against ``b``; the identity mapping as a baseline.
-- unpaired: with a hidden pairing (``b_true``), PSNR/SSIM against it and the identity baseline.
-- super_resolution: Y-channel PSNR/SSIM with ``scale`` pixels shaved, and the PIL-bicubic baseline.
-- anomaly: AUROC/AUPRC of ``model.score(images)`` on the test split.
-- text_to_image: the model's own ``r_precision`` method when it has one.
+This module also holds the helpers evaluators share: feature sets, Fréchet distances, batched data access, seeded
+noise batches.
 """
 
 from __future__ import annotations
 
 import datetime
-import inspect
 import math
-import platform
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,64 +23,40 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganzoo.errors import ConfigError, GanzooError, UnknownNameError
-from ganzoo.metrics.domain import (
-    DEFAULT_MIN_ACCURACY,
-    DOMAIN_DATASETS,
-    DomainClassifier,
-    DomainClassifierError,
-    class_scores,
-    get_domain_classifier,
-    inception_score,
-)
+from ganzoo import registry
+from ganzoo._version import versions
+from ganzoo.errors import ConfigError, PluginError, UnknownNameError
+from ganzoo.metrics.domain import DEFAULT_MIN_ACCURACY, DomainClassifier, class_scores, inception_score
+from ganzoo.metrics.evaluators import EvalContext, Evaluation, Evaluator
 from ganzoo.metrics.frechet import FeatureStats, frechet_distance, kid, precision_recall_density_coverage
 from ganzoo.metrics.image import l1_per_image, pm1_to_255, psnr_per_image, ssim_per_image
-from ganzoo.metrics.modes import mode_stats
-from ganzoo.metrics.ranking import auprc, auroc
+from ganzoo.tasks import NoiseGenerator, protocol_of, require
 
 __all__ = [
-    "DEFAULT_N",
-    "METRIC_GROUPS",
     "FeatureSet",
+    "bicubic_upsample",
     "distribution_scores",
-    "frechet_from_features",
     "evaluate",
+    "evaluators_for",
+    "frechet_from_features",
+    "image_rows",
+    "iter_batches",
+    "iter_images",
     "load_inception",
+    "mean_rows",
     "metrics_path",
+    "noise_batches",
     "provenance_common",
+    "spec_name",
+    "subset",
+    "to_pm1",
 ]
 
 Log = Callable[[str], None]
 
-# Defaults sized for a CPU: FID on 1,000 images costs ~3,000 Inception forwards (model, train, test).
-DEFAULT_N = {
-    "unconditional": 1000,
-    "points": 2500,
-    "paired": 200,
-    "unpaired": 200,
-    "super_resolution": 100,
-    "anomaly": 100_000,  # the whole test split
-    "text_to_image": 1000,
-}
-
-# Metric groups per task; the first list is the default set.
-METRIC_GROUPS: dict[str, tuple[str, ...]] = {
-    "unconditional": ("fid", "kid", "prdc", "fd-dom", "kid-dom", "prdc-dom", "classes"),
-    "points": ("modes-2d",),
-    "paired": ("psnr", "ssim", "l1"),
-    "unpaired": ("psnr", "ssim", "l1"),
-    "super_resolution": ("psnr", "ssim"),
-    "anomaly": ("auroc", "auprc"),
-    "text_to_image": ("r-precision",),
-}
-_INCEPTION_GROUPS = {"fid", "kid", "prdc"}
-_DOMAIN_GROUPS = {"fd-dom", "kid-dom", "prdc-dom", "classes"}
-
 
 def _versions() -> dict[str, str]:
-    from ganzoo import __version__
-
-    return {"ganzoo": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return versions()
 
 
 def provenance_common(**extra: Any) -> dict[str, Any]:
@@ -195,7 +160,13 @@ def distribution_scores(ref: FeatureSet, other: FeatureSet, groups: set[str], se
 # ---- data access -----------------------------------------------------------------------------------------------------
 
 
-def _subset(n_total: int, n: int, seed: int) -> list[int]:
+def subset(n_total: int, n: int, seed: int) -> list[int]:
+    """``min(n, n_total)`` indices of ``range(n_total)`` drawn without replacement with ``seed``, sorted.
+
+    :param n_total: the dataset's size.
+    :param n: how many to draw.
+    :param seed: the draw's seed.
+    """
     g = torch.Generator().manual_seed(seed)
     return torch.randperm(n_total, generator=g)[: min(n, n_total)].sort().values.tolist()
 
@@ -206,7 +177,12 @@ def _items(ds: Any, indices: list[int]) -> list[dict[str, Any]]:
 
 def iter_batches(ds: Any, indices: list[int], batch_size: int) -> Iterator[dict[str, Any]]:
     """Items of ``ds`` at ``indices``, ``batch_size`` at a time, collated; consecutive items of different sizes
-    go into separate batches (test sets mix image sizes)."""
+    go into separate batches (test sets mix image sizes).
+
+    :param ds: a map-style dataset of dict items.
+    :param indices: the items to read, in order.
+    :param batch_size: the most items per batch.
+    """
     from torch.utils.data import default_collate
 
     for start in range(0, len(indices), batch_size):
@@ -224,175 +200,60 @@ def iter_batches(ds: Any, indices: list[int], batch_size: int) -> Iterator[dict[
 
 
 def iter_images(ds: Any, indices: list[int], batch_size: int, key: str = "image") -> Iterator[Tensor]:
+    """The ``key`` tensors of :func:`iter_batches`.
+
+    :param ds: a map-style dataset of dict items.
+    :param indices: the items to read.
+    :param batch_size: the most items per batch.
+    :param key: the item key to yield.
+    """
     for batch in iter_batches(ds, indices, batch_size):
         yield batch[key]
 
 
-def _pm1(x: Tensor, device: torch.device | str) -> Tensor:
+def to_pm1(x: Tensor, device: torch.device | str) -> Tensor:
+    """uint8 ``0..255`` or float images as floats in ``[-1, 1]`` on ``device``.
+
+    :param x: the images.
+    :param device: where to put them.
+    """
     x = x.to(device)
     return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
 
 
-def _build(spec: str, model: Any, split: str, data_seed: int) -> Any:
-    from ganzoo.train.data import build_dataset
+def spec_name(spec: str) -> str:
+    """The dataset name of a data spec (``"mnist"`` of ``"mnist:/data"``).
 
-    return build_dataset(spec, model, split=split, seed=data_seed)
-
-
-def _spec_name(spec: str) -> str:
+    :param spec: a data spec.
+    """
     from ganzoo.train.data import parse_data_spec
 
     return parse_data_spec(spec)[0]
 
 
-def _takes_seed(fn: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "seed" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+def noise_batches(model: NoiseGenerator, n: int, seed: int, batch_size: int) -> Iterator[Tensor]:
+    """``n`` samples of a noise model, ``batch_size`` at a time, each batch with its own seed derived from ``seed``
+    (reproducible, and never the same noise twice).
 
-
-def _generate_noise_batches(model: Any, n: int, seed: int, batch_size: int) -> Iterator[Tensor]:
-    with_seed = _takes_seed(model.generate)
+    :param model: a :class:`ganzoo.tasks.NoiseGenerator`.
+    :param n: how many samples.
+    :param seed: the base seed.
+    :param batch_size: samples per call.
+    """
     for i, start in enumerate(range(0, n, batch_size)):
         b = min(batch_size, n - start)
-        # A distinct, reproducible seed per batch: the same seed for every batch would repeat the same samples.
-        s = seed * 1_000_003 + i
-        if with_seed:
-            out = model.generate(n=b, seed=s)
-        else:
-            torch.manual_seed(s)
-            out = model.generate(n=b)
-        yield out.float()
+        yield model.generate(n=b, seed=seed * 1_000_003 + i).float()
 
 
-# ---- per task --------------------------------------------------------------------------------------------------------
+def image_rows(pred: Tensor, ref: Tensor, y_channel: bool = False, shave: int = 0) -> dict[str, Tensor]:
+    """Per-image PSNR, SSIM and L1 of ``[-1, 1]`` images rounded to 8 bits.
 
-
-def _is_points(model: Any, spec: str) -> bool:
-    return int(getattr(model, "image_size", 1) or 0) == 0 or _spec_name(spec) in ("ring8", "grid25")
-
-
-def _eval_points(model: Any, spec: str, groups: set[str], n: int, seed: int, data_seed: int, res: dict) -> None:
-    ds = _build(spec, model, "test", data_seed)
-    centres, std = getattr(ds, "modes", None), getattr(ds, "std", None)
-    if centres is None or std is None:
-        raise ConfigError(f"data {spec!r} has no known modes (a `modes` and `std` attribute); modes-2d needs them")
-    samples = torch.cat([b.cpu() for b in _generate_noise_batches(model, n, seed, max(n, 1))])
-    if samples.ndim != 2 or samples.shape[1] != 2:
-        raise ConfigError(f"modes-2d needs (N, 2) points; {model.name} generated {tuple(samples.shape)}")
-    real = torch.cat(list(iter_images(ds, list(range(min(n, len(ds)))), 4096)))
-    res["scores"].update(mode_stats(samples, centres, std))
-    res["baselines"]["real_vs_real"] = mode_stats(real, centres, std)
-    res["provenance"]["modes-2d"] = {
-        "protocol": "VEEGAN/PacGAN: high quality = within 3 std of the nearest mode; reverse KL of the mode "
-        "histogram of high-quality samples from uniform",
-        "modes": int(centres.shape[0]),
-        "std": float(std),
-        "real_reference": f"{spec} test split, first {len(real)} points",
-    }
-
-
-def _eval_unconditional(
-    model: Any,
-    spec: str,
-    groups: set[str],
-    n: int,
-    seed: int,
-    data_seed: int,
-    batch_size: int,
-    device: str,
-    inception_weights: str | None,
-    min_domain_accuracy: float,
-    explicit: bool,
-    res: dict,
-    log: Log | None,
-) -> None:
-    inception = None
-    if groups & _INCEPTION_GROUPS:
-        inception, why = load_inception(inception_weights, device=device)
-        if inception is None:
-            if explicit:
-                raise GanzooError(why or "Inception weights unavailable")
-            res["notes"].append(why)
-        else:
-            res["provenance"]["inception"] = inception.provenance
-    domain = None
-    if groups & _DOMAIN_GROUPS:
-        name = _spec_name(spec)
-        try:
-            if name not in DOMAIN_DATASETS:
-                raise DomainClassifierError(
-                    f"no domain classifier for data {name!r} (datasets with one: {', '.join(DOMAIN_DATASETS)})"
-                )
-            domain = get_domain_classifier(
-                spec, model.image_size, model.channels, min_accuracy=min_domain_accuracy, log=log
-            ).to(device)
-            res["provenance"]["domain"] = domain.provenance
-        except DomainClassifierError as e:
-            if explicit:
-                raise
-            res["notes"].append(f"domain metrics skipped: {e}")
-    if inception is None and domain is None:
-        res["notes"].append("no feature extractor available: nothing scored")
-        return
-    keep = n
-    train_ds, test_ds = _build(spec, model, "train", data_seed), None
-    split_note = "test"
-    try:
-        test_ds = _build(spec, model, "test", data_seed)
-    except GanzooError:
-        test_ds = None
-    if test_ds is None or _spec_name(spec) == "folder":
-        # One folder has no held-out split: the floor compares two disjoint halves of it.
-        perm = _subset(len(train_ds), 2 * n, seed)
-        ref_idx, floor_idx, floor_ds, split_note = perm[::2], perm[1::2], train_ds, "train (other half)"
-    else:
-        ref_idx, floor_idx, floor_ds = _subset(len(train_ds), n, seed), _subset(len(test_ds), n, seed + 1), test_ds
-    ref, fake, floor = (FeatureSet(inception, domain, keep) for _ in range(3))
-    t0 = time.perf_counter()
-    total, last = len(ref_idx) + len(floor_idx) + n, [t0]
-
-    def progress() -> None:
-        # Inception on a CPU is ~0.3-1 s per image, so long runs say where they are every half minute.
-        now = time.perf_counter()
-        if log is not None and now - last[0] > 30:
-            done = ref.num + floor.num + fake.num
-            log(f"  {done}/{total} images scored, {now - t0:.0f} s")
-            last[0] = now
-
-    if log is not None and inception is not None:
-        log(f"scoring {total} images (N={n} generated, train reference, test floor) with Inception on {device}")
-    for imgs in iter_images(train_ds, ref_idx, batch_size):
-        ref.update(imgs)
-        progress()
-    for imgs in iter_images(floor_ds, floor_idx, batch_size):
-        floor.update(imgs)
-        progress()
-    for imgs in _generate_noise_batches(model, n, seed, batch_size):
-        if imgs.ndim != 4:
-            raise ConfigError(f"{model.name} generated {tuple(imgs.shape)}; image metrics need (B, C, H, W)")
-        fake.update(imgs)
-        progress()
-    if log is not None:
-        log(
-            f"features of {ref.num} + {floor.num} real and {fake.num} generated images in "
-            f"{time.perf_counter() - t0:.1f} s"
-        )
-    res["scores"].update(distribution_scores(ref, fake, groups, seed))
-    res["baselines"]["real_vs_real"] = distribution_scores(ref, floor, groups, seed)
-    res["reference"] = {
-        "data": spec,
-        "reference_split": f"train, {ref.num} items drawn with seed {seed}",
-        "floor_split": f"{split_note}, {floor.num} items drawn with seed {seed + 1}",
-        "generated": f"{fake.num} samples, noise seeds derived from {seed}",
-    }
-    if fake.num != n or ref.num < n:
-        res["notes"].append(f"asked for N={n}; used {fake.num} generated and {ref.num} reference images")
-
-
-def _image_rows(pred: Tensor, ref: Tensor, y_channel: bool = False, shave: int = 0) -> dict[str, Tensor]:
+    :param pred: ``(B, C, H, W)`` predictions in ``[-1, 1]``.
+    :param ref: the references, same shape.
+    :param y_channel: score the BT.601 Y channel.
+    :param shave: pixels removed from each border.
+    :returns: ``{"psnr", "ssim", "l1"}`` -> ``(B,)`` values.
+    """
     p, r = pm1_to_255(pred.cpu()), pm1_to_255(ref.cpu())
     return {
         "psnr": psnr_per_image(p, r, y_channel=y_channel, shave=shave),
@@ -401,47 +262,25 @@ def _image_rows(pred: Tensor, ref: Tensor, y_channel: bool = False, shave: int =
     }
 
 
-def _mean_rows(rows: list[dict[str, Tensor]], groups: set[str]) -> dict[str, float]:
+def mean_rows(rows: list[dict[str, Tensor]], metrics: set[str] | frozenset[str]) -> dict[str, float]:
+    """The means over all rows of :func:`image_rows` of the selected metrics present in every row.
+
+    :param rows: per-batch dicts of per-image values.
+    :param metrics: the metric names to keep (``psnr``, ``ssim``, ``l1``).
+    """
     out = {}
     for k in ("psnr", "ssim", "l1"):
-        if k in groups and rows and all(k in r for r in rows):
+        if k in metrics and rows and all(k in r for r in rows):
             out[k] = float(torch.cat([r[k] for r in rows]).mean())
     return out
 
 
-def _eval_translation(
-    model: Any, spec: str, groups: set[str], n: int, data_seed: int, batch_size: int, device: str, res: dict
-) -> None:
-    ds = _build(spec, model, "test", data_seed)
-    idx = list(range(min(n, len(ds))))
-    first = _items(ds, idx[:1])[0]
-    paired = str(model.task) == "paired"
-    target = "b" if paired else "b_true"
-    if target not in first:
-        res["notes"].append(
-            f"data {spec!r} has no hidden pairing (b_true): unpaired outputs have no ground truth to score"
-        )
-        return
-    ours, ident = [], []
-    for batch in iter_batches(ds, idx, batch_size):
-        a = _pm1(batch["a"], device)
-        b = _pm1(batch[target], device)
-        ours.append(_image_rows(model.generate(a=a), b))
-        if a.shape == b.shape:
-            ident.append(_image_rows(a, b))
-    res["scores"].update(_mean_rows(ours, groups))
-    if ident:
-        res["baselines"]["identity"] = _mean_rows(ident, groups)
-    res["provenance"]["image"] = {
-        "protocol": "8-bit RGB (outputs rounded from [-1, 1] to 0..255), PSNR peak 255, SSIM Gaussian 11x11 "
-        "sigma 1.5 on every channel, mean over images",
-        "reference": f"{spec} test split, items 0..{len(idx) - 1}, target {target!r}",
-        "n": len(idx),
-    }
+def bicubic_upsample(lr: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
+    """PIL BICUBIC upsampling of uint8 ``(B, C, h, w)`` to ``(B, C, H, W)``: the SR papers' baseline.
 
-
-def _bicubic(lr: Tensor, size: tuple[int, int]) -> Tensor:
-    """PIL BICUBIC upsampling of uint8 (B, C, h, w) to (B, C, H, W): the SR papers' baseline."""
+    :param lr: uint8 low-resolution images.
+    :param size: the target ``(H, W)``.
+    """
     import numpy as np
     from PIL import Image
 
@@ -455,100 +294,44 @@ def _bicubic(lr: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.stack(out)
 
 
-def _eval_sr(
-    model: Any, spec: str, groups: set[str], n: int, data_seed: int, batch_size: int, device: str, res: dict
-) -> None:
-    scale = int(getattr(model.config, "scale", 4))
-    ds = _build(spec, model, "test", data_seed)
-    idx = list(range(min(n, len(ds))))
-    ours, bic = [], []
-    for batch in iter_batches(ds, idx, batch_size):
-        lr, hr = batch["lr"], batch["hr"]
-        pred = pm1_to_255(model.generate(lr=_pm1(lr, device)).cpu())
-        hr255 = hr.to(torch.float64)
-        up = _bicubic(lr.to(torch.uint8) if lr.dtype == torch.uint8 else pm1_to_255(lr).to(torch.uint8), hr.shape[-2:])
-        # SSIM's 11x11 window needs 11 pixels left after the shave; tiny test crops do not have them.
-        with_ssim = min(hr.shape[-2:]) - 2 * scale >= 11
-        if not with_ssim and "ssim" in groups:
-            small = f"SSIM skipped: {hr.shape[-1]}x{hr.shape[-2]} images less {scale} px per border are under 11x11"
-            if small not in res["notes"]:
-                res["notes"].append(small)
-        for rows, p in ((ours, pred), (bic, up)):
-            row = {"psnr": psnr_per_image(p, hr255, y_channel=True, shave=scale)}
-            if with_ssim:
-                row["ssim"] = ssim_per_image(p, hr255, y_channel=True, shave=scale)
-            rows.append(row)
-    res["scores"].update(_mean_rows(ours, groups))
-    res["baselines"]["bicubic"] = _mean_rows(bic, groups)
-    res["provenance"]["image"] = {
-        "protocol": f"Y channel of ITU-R BT.601 YCbCr, {scale} px shaved off each border, peak 255, SSIM Gaussian "
-        "11x11 sigma 1.5; bicubic = PIL BICUBIC upsampling of the uint8 LR",
-        "reference": f"{spec} test split, items 0..{len(idx) - 1}",
-        "scale": scale,
-        "n": len(idx),
-    }
-
-
-def _eval_anomaly(
-    model: Any, spec: str, groups: set[str], n: int, data_seed: int, batch_size: int, device: str, res: dict
-) -> None:
-    if not callable(getattr(model, "score", None)):
-        raise ConfigError(f"{model.name} is an anomaly model without a score(images) method")
-    ds = _build(spec, model, "test", data_seed)
-    idx = list(range(min(n, len(ds))))
-    scores, labels = [], []
-    for batch in iter_batches(ds, idx, batch_size):
-        scores.append(model.score(_pm1(batch["image"], device)).reshape(-1).float().cpu())
-        labels.append(batch["label"].reshape(-1).cpu())
-    s, y = torch.cat(scores), torch.cat(labels)
-    if "auroc" in groups:
-        res["scores"]["auroc"] = auroc(s, y)
-    if "auprc" in groups:
-        res["scores"]["auprc"] = auprc(s, y)
-    res["baselines"]["chance"] = {"auroc": 0.5, "auprc": float(y.double().mean())}
-    res["provenance"]["anomaly"] = {
-        "protocol": "higher score = more anomalous; label 1 = anomalous; AUROC = Mann-Whitney with mid-ranks, "
-        "AUPRC = step-wise average precision (scikit-learn's definitions)",
-        "reference": f"{spec} test split, items 0..{len(idx) - 1} ({int(y.sum())} anomalous)",
-        "n": len(idx),
-    }
-
-
-def _eval_text(model: Any, n: int, seed: int, res: dict) -> None:
-    fn = getattr(model, "r_precision", None) or getattr(model, "evaluate_r_precision", None)
-    if not callable(fn):
-        res["notes"].append(
-            f"{model.name} has no r_precision method: R-precision needs the model's own text and image encoders "
-            "(see the variant's documentation for its evaluation script)"
-        )
-        return
-    out = fn(n=n, seed=seed)
-    if isinstance(out, dict):
-        res["scores"].update({k: v for k, v in out.items() if isinstance(v, (int, float))})
-        res["provenance"]["r-precision"] = {k: v for k, v in out.items() if not isinstance(v, (int, float))}
-    else:
-        res["scores"]["r_precision"] = float(out)
-
-
 # ---- the entry point -------------------------------------------------------------------------------------------------
 
 
-def _task_key(model: Any, spec: str) -> str:
+def evaluators_for(model: Any, data: str) -> list[Evaluator]:
+    """The registered evaluators of ``model``'s task that apply to it on ``data``, in registration order (the
+    core's first).
+
+    :param model: a variant.
+    :param data: the reference data spec.
+    :returns: the evaluators ``evaluate`` would run by default.
+    """
     task = str(getattr(model, "task", "unconditional"))
-    if task == "unconditional" and _is_points(model, spec):
-        return "points"
-    return task
+    return [e.obj for e in registry.evaluators().values() if task in e.tasks and e.obj.applies(model, data)]
 
 
-def _resolve_groups(task: str, metrics: list[str] | str | None) -> tuple[set[str], bool]:
-    valid = METRIC_GROUPS.get(task, ())
+def _select(
+    task: str, found: list[Evaluator], metrics: list[str] | str | None
+) -> tuple[list[tuple[Evaluator, frozenset[str]]], bool]:
+    """The evaluators to run with their selected metrics, and whether the selection was explicit."""
     if metrics is None:
-        return set(valid), False
+        return [(e, frozenset(e.metrics)) for e in found], False
     asked = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    valid = [m for e in found for m in e.metrics]
     for m in asked:
         if m not in valid:
             raise UnknownNameError(f"metric for {task} models", m, valid)
-    return set(asked), True
+    chosen = [(e, frozenset(m for m in e.metrics if m in asked)) for e in found]
+    return [(e, ms) for e, ms in chosen if ms], True
+
+
+def _merge(res: dict[str, Any], ev: Evaluation) -> None:
+    res["scores"].update(ev.scores)
+    for name, values in ev.baselines.items():
+        res["baselines"].setdefault(name, {}).update(values)
+    res["notes"].extend(n for n in ev.notes if n not in res["notes"])
+    res["provenance"].update(ev.provenance)
+    if ev.reference:
+        res.setdefault("reference", {}).update(ev.reference)
 
 
 def evaluate(
@@ -565,31 +348,45 @@ def evaluate(
     min_domain_accuracy: float = DEFAULT_MIN_ACCURACY,
     log: Log | None = None,
 ) -> dict[str, Any]:
-    """Score ``model`` with its task's metric set; returns a JSON-serialisable dict.
+    """Score ``model`` with the evaluators registered for its task; returns a JSON-serialisable dict.
 
-    Args:
-        model: a :class:`ganzoo.GANVariant` (e.g. from :func:`ganzoo.load`).
-        data: data spec of the reference data (default: the model's own ``default_data``).
-        metrics: metric groups (see ``METRIC_GROUPS``), default all of the task's. Asking explicitly for a metric
-            that cannot be computed (no Inception weights, no accurate domain classifier) raises; by default such
-            metrics are skipped with a note.
-        n: sample count N (default per task, ``DEFAULT_N``); generated and real sets both have N items.
-        seed: noise seed of the samples and the seed of the real subsets.
-        data_seed: seed of the dataset streams (the training seed, 0 by default).
-        min_domain_accuracy: the domain classifier refuses to score below this held-out accuracy.
-
-    Returns:
-        ``{"model", "variant", "task", "data", "n", "seed", "scores", "baselines", "notes", "provenance",
-        "seconds"}``; ``scores`` are flat numbers, ``baselines`` maps a baseline name (``real_vs_real``,
-        ``bicubic``, ``identity``, ``chance``) to the same keys.
+    :param model: a :class:`ganzoo.GANVariant` (e.g. from :func:`ganzoo.load`), implementing its task's protocol
+        of :mod:`ganzoo.tasks`.
+    :param data: data spec of the reference data (default: the model's own ``default_data``).
+    :param metrics: metric names (a list or a comma-separated string; see ``ganzoo eval --help`` or
+        :func:`evaluators_for`), default every metric of every applicable evaluator. Asking explicitly for a metric
+        that cannot be computed (no Inception weights, no accurate domain classifier) raises; by default such
+        metrics are skipped with a note.
+    :param n: sample count N (default: each evaluator's ``default_n``); generated and real sets both have N items.
+    :param seed: noise seed of the samples and the seed of the real subsets.
+    :param device: where the model and feature extractors run.
+    :param batch_size: images per forward pass.
+    :param data_seed: seed of the dataset streams (the training seed, 0 by default).
+    :param inception_weights: path of the FID Inception weights (default: the usual search).
+    :param min_domain_accuracy: the domain classifier refuses to score below this held-out accuracy.
+    :param log: receives progress lines.
+    :returns: ``{"model", "variant", "task", "data", "n", "seed", "metrics", "evaluators", "scores", "baselines",
+        "notes", "provenance", "seconds"}`` (and ``"reference"`` when real sets were drawn); ``scores`` are flat
+        numbers, ``baselines`` maps a baseline name (``real_vs_real``, ``bicubic``, ``identity``, ``chance``) to
+        the same keys.
+    :raises ganzoo.UnknownNameError: for a metric no applicable evaluator of the task computes.
+    :raises ganzoo.PluginError: when the model does not implement its task's protocol.
     """
     t0 = time.perf_counter()
     spec = data or getattr(model, "default_data", None) or "shapes"
-    task = _task_key(model, spec)
-    groups, explicit = _resolve_groups(task, metrics)
-    n = int(n if n is not None else DEFAULT_N.get(task, 1000))
-    if n < 2:
+    task = str(getattr(model, "task", "unconditional"))
+    require(model, protocol_of(task), purpose="ganzoo eval")
+    found = evaluators_for(model, spec)
+    if not found and metrics is None:
+        known = sorted(e.name for e in registry.evaluators().values() if task in e.tasks)
+        raise PluginError(
+            f"no registered evaluator applies to {getattr(model, 'name', type(model).__name__)} ({task}) on data "
+            f"{spec!r}" + (f"; evaluators of the task: {', '.join(known)}" if known else "")
+        )
+    selected, explicit = _select(task, found, metrics)
+    if n is not None and int(n) < 2:
         raise ConfigError(f"n must be >= 2, got {n}")
+    sizes = {e.name: int(n if n is not None else e.default_n) for e, _ in selected}
     was_training = getattr(model, "training", False)
     if isinstance(model, torch.nn.Module):
         model.eval().to(device)
@@ -598,48 +395,37 @@ def evaluate(
         "variant": getattr(model, "name", ""),
         "task": task,
         "data": spec,
-        "n": n,
+        "n": int(n) if n is not None else max(sizes.values(), default=0),
         "seed": seed,
-        "metrics": sorted(groups),
+        "metrics": sorted({m for _, ms in selected for m in ms}),
+        "evaluators": [e.name for e, _ in selected],
         "scores": {},
         "baselines": {},
         "notes": [],
         "provenance": {},
     }
+    base = EvalContext(
+        data=spec,
+        n=res["n"],
+        seed=seed,
+        data_seed=data_seed,
+        device=device,
+        batch_size=batch_size,
+        explicit=explicit,
+        inception_weights=inception_weights,
+        min_domain_accuracy=min_domain_accuracy,
+        log=log,
+    )
     try:
         with torch.no_grad():
-            if task == "points":
-                _eval_points(model, spec, groups, n, seed, data_seed, res)
-            elif task == "unconditional":
-                _eval_unconditional(
-                    model,
-                    spec,
-                    groups,
-                    n,
-                    seed,
-                    data_seed,
-                    batch_size,
-                    device,
-                    inception_weights,
-                    min_domain_accuracy,
-                    explicit,
-                    res,
-                    log,
-                )
-            elif task in ("paired", "unpaired"):
-                _eval_translation(model, spec, groups, n, data_seed, batch_size, device, res)
-            elif task == "super_resolution":
-                _eval_sr(model, spec, groups, n, data_seed, batch_size, device, res)
-            elif task == "anomaly":
-                _eval_anomaly(model, spec, groups, n, data_seed, batch_size, device, res)
-            elif task == "text_to_image":
-                _eval_text(model, n, seed, res)
-            else:
-                res["notes"].append(f"no metric set for task {task!r}")
+            for evaluator, chosen in selected:
+                _merge(res, evaluator.evaluate(model, base.for_evaluator(sizes[evaluator.name], chosen)))
     finally:
         if was_training and hasattr(model, "train"):
             model.train()
-    res["provenance"]["common"] = provenance_common(n=n, seed=seed, data=spec, data_seed=data_seed, device=device)
+    res["provenance"]["common"] = provenance_common(
+        n=res["n"], seed=seed, data=spec, data_seed=data_seed, device=device, evaluators=sizes
+    )
     res["seconds"] = round(time.perf_counter() - t0, 2)
     for k, v in list(res["scores"].items()):
         if isinstance(v, float) and math.isnan(v):

@@ -5,10 +5,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+INITS = ("normal", "xavier", "kaiming", "orthogonal")
+"""The weight initialisations :func:`init_weights` knows."""
+
 
 def init_weights(module: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:
-    """The initialisations of the GAN papers: ``normal`` N(0, gain) for conv/linear weights and N(1, gain) for
-    norm scales (DCGAN, pix2pix, CycleGAN); ``xavier``/``kaiming``/``orthogonal`` as in pix2pix's options."""
+    """Initialise a network in place as the GAN papers do: ``normal`` N(0, gain) for conv/linear weights and
+    N(1, gain) for norm scales (Radford et al. 2016, Isola et al. 2017, Zhu et al. 2017); ``xavier``, ``kaiming`` and
+    ``orthogonal`` as in the options of Isola et al.'s reference implementation. Biases start at 0.
+
+    :param module: the network.
+    :param kind: one of :data:`INITS`.
+    :param gain: std of the normal init, gain of xavier/orthogonal (unused by kaiming).
+    :returns: ``module`` itself.
+    :raises ValueError: for an unknown ``kind``.
+    """
     for m in module.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             if kind == "normal":
@@ -20,7 +31,7 @@ def init_weights(module: nn.Module, kind: str = "normal", gain: float = 0.02) ->
             elif kind == "orthogonal":
                 nn.init.orthogonal_(m.weight, gain=gain)
             else:
-                raise ValueError(f"unknown init {kind!r}; choose normal, xavier, kaiming or orthogonal")
+                raise ValueError(f"unknown init {kind!r}; choose {', '.join(INITS[:-1])} or {INITS[-1]}")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
@@ -68,3 +79,21 @@ class Maxout(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear(x).view(x.shape[0], self.out_features, self.pieces).amax(-1)
+
+
+def run_padded(net: nn.Module, x: Tensor, stride: int) -> Tensor:
+    """``net(x)`` for any image size, for a fully convolutional ``net`` whose input sides must be multiples of
+    ``stride``: pad bottom and right up to such a multiple (reflection where the image is big enough, else edge
+    replication), run, and crop the output back to the input's size.
+
+    :param net: a network mapping ``B x C x H x W`` to images of the same size.
+    :param x: the input batch.
+    :param stride: the multiple the network needs (e.g. :func:`ganzoo.nn.generator_stride`).
+    :returns: ``net``'s output cropped to ``x``'s height and width.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+    return net(x)[..., :h, :w]

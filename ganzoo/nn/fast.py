@@ -5,9 +5,9 @@ instance norm that keeps channels_last, and a gradient hook for channel concaten
 **Matrix-product convolutions.**
 
 oneDNN's convolution kernels are built for inputs with many pixels. Deep in an encoder-decoder at batch 1 (the
-pix2pix U-Net's 1x1 to 8x8 levels, 512-1024 channels), a convolution has a few dozen output positions and a weight
-of millions of elements, and oneDNN runs it at a fraction of the machine's speed. Written as what it is there, one
-2-D matrix product of the weight with the (unfolded) input, followed for the transposed convolution by ``fold``
+1x1 to 8x8 levels of Isola et al.'s U-Net, 512-1024 channels), a convolution has a few dozen output positions and a
+weight of millions of elements, and oneDNN runs it at a fraction of the machine's speed. Written as what it is there,
+one 2-D matrix product of the weight with the (unfolded) input, followed for the transposed convolution by ``fold``
 (col2im), the same layer is about 2-4x faster forward and backward on a 2-core CPU with bf16 autocast
 (``python -m benchmarks.layers``; docs/benchmarks/layers.md has the table, and its one loss: a single output position).
 The modules switch to the matrix product only on the CPU, outside ``torch.compile``, and only when the product has at
@@ -136,7 +136,8 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     layer around it converts back and forth. Per image, instance statistics are batch statistics of a batch of one,
     so a channels_last input is normalised image by image with ``batch_norm``, which keeps the format: the same
     values. In isolation the per-image loop can be slower than torch's kernel (docs/benchmarks/layers.md); inside a
-    channels_last network it removes the conversions around it (CycleGAN's step: 800 -> 756 ms in a profile)."""
+    channels_last network it removes the conversions around it (a training step of Zhu et al.'s
+    unpaired translation: 800 -> 756 ms in a profile)."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not _channels_last(x) or self.affine or self.track_running_stats or torch.compiler.is_compiling():

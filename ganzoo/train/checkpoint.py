@@ -1,26 +1,30 @@
 """Checkpoints and exported models in safetensors: tensors + JSON metadata, atomic writes, integrity hash.
 
 No pickle is ever loaded. A training checkpoint holds the model, its EMA, every optimizer's state, the RNG states
-and the run position; an exported model holds the weights plus the variant name and config so that
-:func:`ganzoo.load` can rebuild it by name.
+and the run position; an exported model (:func:`save_model`) holds the weights plus the variant name and config so
+that :func:`ganzoo.load` can rebuild it by name. Both the trainer and the public API write models through this
+module, which imports neither of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..errors import CheckpointError
+from .._version import versions
+from ..errors import CheckpointError, ConfigError
+from ..utils.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from ..variant import GANVariant
 
 FORMAT_CHECKPOINT = "ganzoo.checkpoint/1"
 FORMAT_MODEL = "ganzoo.model/1"
@@ -43,45 +47,6 @@ def _prepare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
 
 
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # once, at import: setting and restoring it later could race with other threads
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: readers see the old file or the new one,
-    never a partial one, even after a crash or a full disk."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        # mkstemp creates the file private (0600); give it the permissions any other new file would get.
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any], fmt: str) -> None:
     tensors = _prepare(tensors)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
@@ -89,6 +54,34 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     meta["ganzoo.sha256"] = _digest(tensors)
     meta["ganzoo.nbytes"] = str(sum(t.numel() * t.element_size() for t in tensors.values()))
     atomic_write_bytes(Path(path), st_save(tensors, metadata=meta))
+
+
+def save_model(variant: GANVariant, path: str | Path, name: str | None = None, extra: dict | None = None) -> Path:
+    """Export ``variant`` as one ``.safetensors`` file whose metadata names the variant and its config, so that
+    :func:`ganzoo.load` rebuilds it by name. Training-only state (``variant.training_state``) is left out.
+
+    :param variant: the model to write (its current weights: swap EMA weights in first to export those).
+    :param path: the file to write; must end in ``.safetensors``.
+    :param name: the registered name to record (``"dcgan.mnist"``); default: the name the variant was created or
+        loaded by, else its family name.
+    :param extra: JSON-serialisable information stored as ``ganzoo.info`` (the trainer records the step).
+    :returns: ``path``.
+    :raises ConfigError: when ``path`` does not end in ``.safetensors``.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ConfigError(f"model files are .safetensors; got {str(path)!r}")
+    meta = {
+        "ganzoo.variant": name or getattr(variant, "registered_name", variant.name),
+        "ganzoo.config": variant.config_dict(),
+        "ganzoo.extra": variant.extra_metadata(),
+        "ganzoo.info": extra or {},
+        "ganzoo.versions": versions(),
+    }
+    skip = tuple(variant.training_state)
+    tensors = {f"model/{k}": v for k, v in variant.state_dict().items() if not (skip and k.startswith(skip))}
+    save_tensors(path, tensors, meta, FORMAT_MODEL)
+    return path
 
 
 def load_tensors(path: str | Path, fmt: str | None = None, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict]:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
-from ..data.base import DataError, DataRequest
+from ..data.base import DataError, DataRequest, get_items
 from ..variant import GANVariant
 
 
@@ -22,13 +22,13 @@ def parse_data_spec(spec: str) -> tuple[str, str | None]:
 
 def build_dataset(spec: str, variant: GANVariant, split: str = "train", seed: int = 0) -> Dataset:
     """The dataset a data spec names, built for ``variant``'s task, image size and channels."""
-    from .. import registry
+    from ..registry import datasets, get
 
     name, arg = parse_data_spec(spec)
-    entry = registry.get("dataset", name)
+    entry = get("dataset", name)
     task = str(variant.task)
     if entry.tasks and task not in entry.tasks:
-        fitting = sorted(n for n, e in registry.datasets().items() if not e.tasks or task in e.tasks)
+        fitting = sorted(n for n, e in datasets().items() if not e.tasks or task in e.tasks)
         raise DataError(
             f"dataset {name!r} yields {'/'.join(entry.tasks)} data, but {variant.name!r} is a {task} variant; "
             f"datasets for {task}: {', '.join(fitting)}"
@@ -76,8 +76,7 @@ class InfiniteSampler(Sampler[int]):
 def first_items(ds: Dataset, n: int) -> dict[str, Any]:
     """A batch of the first ``n`` items (fixed inputs for sample grids)."""
     n = min(n, len(ds))
-    items = ds.__getitems__(list(range(n))) if hasattr(ds, "__getitems__") else [ds[i] for i in range(n)]
-    return default_collate(items)
+    return default_collate(get_items(ds, range(n)))
 
 
 def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:

@@ -1,144 +1,35 @@
-"""The one trainer of every variant: device, precision, compile, backward, optimizer steps, EMA, checkpoints."""
+"""The one trainer of every variant: set-up (device, precision, optimizers, EMA, compile), the training step
+(phases, backward, non-finite guard, optimizer steps), checkpoints and resume, and :meth:`Trainer.fit`, which
+orchestrates a run through the variant's lifecycle. How to run is :mod:`ganzoo.train.config`, what a run reports is
+:mod:`ganzoo.train.runlog`, the EMA is :mod:`ganzoo.train.ema`, files are :mod:`ganzoo.train.checkpoint`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
-import json
-import platform
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from .. import __version__
-from ..config import help, to_dict
-from ..errors import CheckpointError, ConfigError, GanzooError
-from ..variant import GANVariant, Phase, Stage, StepState
+from .._version import versions
+from ..config import to_dict
+from ..errors import CheckpointError, ConfigError
+from ..variant import GANVariant, Phase, Stage, StepState, TrainInfo
 from . import checkpoint as ckpt
 from . import distributed
+from .config import TrainConfig, TrainingDiverged, resolve_device, resolve_precision
 from .data import InfiniteSampler, build_dataset, first_items, to_device
+from .ema import EMA
 from .optim import DenseFusedAdam
+from .runlog import LossMeter, RunLog, Throughput
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-
-
-class TrainingDiverged(GanzooError):
-    """Training produced non-finite values that skipping and rolling back could not cure."""
-
-
-@dataclass
-class TrainConfig:
-    """How to run training (what to train is the variant's config)."""
-
-    steps: int = help("total training steps, all stages together", 1000)
-    batch_size: int | None = help("batch size; default: the variant's paper value", None)
-    device: str = help("'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1' ...", "auto")
-    precision: Precision = help(
-        "'auto' = bf16 on CUDA and on CPUs with native bf16, else fp32; or fp32/bf16/fp16", "auto"
-    )
-    compile: bool = help("torch.compile each network separately (eager for double-backward phases)", False)
-    channels_last: bool | None = help("channels_last memory format; default: the variant's preference", None)
-    ema_decay: float = help("decay of the generator EMA used for samples and export; 0 disables", 0.999)
-    seed: int = help("seed of weights, noise and data order", 0)
-    num_workers: int | None = help("data loader worker processes; default 0 on CPU, 4 on CUDA", None)
-    log_every: int = help("read losses from the device and log them every N steps", 50)
-    sample_every: int = help("write a sample grid every N steps (0: only at the end)", 500)
-    ckpt_every: int = help("write a checkpoint every N steps (0: only at the end)", 1000)
-    keep: int = help("checkpoints to keep (oldest deleted first)", 3)
-    n_samples: int = help("images in a sample grid", 64)
-    progress: bool = help("show a progress bar", True)
-    tensorboard: bool = help("also log to TensorBoard when it is installed", True)
-    max_skips: int = help("consecutive steps with non-finite loss/gradients (skipped) before on_nonfinite acts", 20)
-    on_nonfinite: Literal["rollback", "stop"] = help(
-        "after max_skips: roll back to the last checkpoint with half the learning rate, or stop", "rollback"
-    )
-
-    def validate(self) -> None:
-        for name in ("steps", "log_every", "keep", "n_samples", "max_skips"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("sample_every", "ckpt_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        resolve_device(self.device)
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"device {spec!r} is not valid; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {spec!r} is not supported; use auto, cpu, cuda or cuda:N")
-    return dev
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_has_bf16() else torch.float32
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-class EMA:
-    """An exponential moving average of each generator (timm's ModelEmaV3), swapped in for sampling and export."""
-
-    def __init__(self, variant: GANVariant, decay: float):
-        from timm.utils import ModelEmaV3
-
-        self.names = [m for m in variant.ema_modules if isinstance(getattr(variant, m, None), nn.Module)]
-        # Warm-up keeps early samples meaningful: the effective decay grows from 0 towards ``decay``.
-        self.emas = {m: ModelEmaV3(getattr(variant, m), decay=decay, use_warmup=True) for m in self.names}
-        for e in self.emas.values():
-            e.requires_grad_(False)
-
-    def update(self, variant: GANVariant, step: int) -> None:
-        for m, e in self.emas.items():
-            e.update(getattr(variant, m), step=step)
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {f"ema/{m}/{k}": v for m, e in self.emas.items() for k, v in e.module.state_dict().items()}
-
-    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        for m, e in self.emas.items():
-            pre = f"ema/{m}/"
-            e.module.load_state_dict({k[len(pre) :]: v for k, v in tensors.items() if k.startswith(pre)})
-
-    @contextlib.contextmanager
-    def swapped(self, variant: GANVariant) -> Iterator[None]:
-        """Temporarily put the EMA networks in the variant's place."""
-        originals = {m: getattr(variant, m) for m in self.emas}
-        try:
-            for m, e in self.emas.items():
-                setattr(variant, m, e.module)
-            yield
-        finally:
-            for m, mod in originals.items():
-                setattr(variant, m, mod)
+_PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 class Trainer:
@@ -146,6 +37,19 @@ class Trainer:
 
     Writes into ``out``: ``run.json`` (what ran), ``log.jsonl``, ``samples/step-*.png``, ``checkpoints/step-*``
     and at the end ``model.safetensors`` (the exported model, EMA weights) and ``losses.png`` (the loss curves).
+
+    The variant's lifecycle during :meth:`fit`: ``data_options()`` and ``prepare_data(dataset)`` once before the
+    first step (after set-up and resume), ``loss(...)`` per phase and ``on_step_end(step, losses)`` per step,
+    ``on_train_end(info)`` once after the last step and before the export.
+
+    :param variant: the variant to train (built by :func:`ganzoo.create` or directly).
+    :param config: how to train; default :class:`TrainConfig()`.
+    :param data: the data spec; default: the variant's ``default_data``.
+    :param out: the run directory.
+    :param resume: continue from the newest readable checkpoint in ``out`` (exactly: same weights, optimizer
+        moments, RNG streams and data order as an uninterrupted run).
+    :param variant_name: the registered name recorded in files and shown in the progress bar (``"dcgan.mnist"``);
+        default: the variant's family name.
     """
 
     def __init__(
@@ -160,7 +64,7 @@ class Trainer:
         self.config = config or TrainConfig()
         self.config.validate()
         self.variant = variant
-        self.variant_name = variant_name or variant.name
+        self.variant_name = variant_name or getattr(variant, "registered_name", None) or variant.name
         self.data_spec = data or variant.default_data
         self.out = Path(out)
         self.resume = resume
@@ -172,8 +76,14 @@ class Trainer:
         self.batch_size = self.config.batch_size or variant.batch_size  # per process
         self.global_batch = self.batch_size * self.world
         self.step = 0
-        self._timer_start = 0.0
-        self._pm = None
+        self.log = RunLog(
+            self.out,
+            self.main,
+            self.variant_name,
+            self,
+            progress=self.config.progress,
+            tensorboard=self.config.tensorboard,
+        )
 
     # ---- set-up ------------------------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -187,7 +97,7 @@ class Trainer:
         if self.dist is not None:
             distributed.convert_batchnorm(v, self.dist)
             self.dist.broadcast_module(v)
-        self.channels_last = self.variant.channels_last if cfg.channels_last is None else cfg.channels_last
+        self.channels_last = self._channels_last()
         if self.channels_last:
             v.to(memory_format=torch.channels_last)
         self.stages: list[Stage] = list(v.stages())
@@ -342,7 +252,7 @@ class Trainer:
                 ) from None
             for _, old in ckpt.list_checkpoints(self.ckpt_dir)[self.config.keep :]:
                 old.unlink(missing_ok=True)
-            self._event("checkpoint", {"step": self.step, "path": str(path)})
+            self.log.event("checkpoint", {"step": self.step, "path": str(path)})
         if self.dist is not None:
             self.dist.barrier()  # the others read it only once it is complete (rollback)
         return path
@@ -404,28 +314,62 @@ class Trainer:
         return None
 
     def export(self, path: str | Path | None = None) -> Path:
-        """Write the model (EMA generator weights when EMA is on) as one self-describing safetensors file."""
-        from ..api import save_model
+        """Write the model (EMA generator weights when EMA is on) as one self-describing safetensors file.
 
+        :param path: where to write; default ``OUT/model.safetensors``.
+        :returns: the path written.
+        """
         path = Path(path) if path is not None else self.out / "model.safetensors"
-        with self.ema.swapped(self.variant) if self.ema is not None else contextlib.nullcontext():
-            save_model(self.variant, path, name=self.variant_name, extra={"step": self.step})
+        with self._exported_weights():
+            ckpt.save_model(self.variant, path, name=self.variant_name, extra={"step": self.step})
         return path
 
-    # ---- logging -----------------------------------------------------------------------------------------------------
-    def _event(self, event: str, info: dict[str, Any]) -> None:
-        if not self.main:
-            return
-        from ..plugins import get_plugin_manager
+    def _exported_weights(self) -> contextlib.AbstractContextManager:
+        """The weights the export holds in the variant's place: the EMA generators when EMA is on."""
+        return self.ema.swapped(self.variant) if self.ema is not None else contextlib.nullcontext()
 
-        get_plugin_manager().hook.ganzoo_train_event(event=event, trainer=self, info=info)
+    def write_samples(self, inputs: dict[str, Any]) -> Path:
+        """A sample grid of ``inputs`` with the EMA generators, as ``samples/step-N.png``."""
+        from ..utils.images import save_grid
 
-    def _write_run_json(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        run = {
+        v = self.variant
+        was_training = v.training
+        v.eval()
+        try:
+            with torch.no_grad(), self._autocast(), self._exported_weights():
+                imgs = v.sample_images(inputs)
+        finally:
+            v.train(was_training)
+        path = self.out / "samples" / f"step-{self.step:08d}.png"
+        save_grid(imgs.float(), path)
+        self.log.event("sample", {"step": self.step, "path": str(path)})
+        return path
+
+    def effective_config(self) -> dict[str, Any]:
+        """What runs, as ``run.json`` records it: the variant's config with the batch size that runs, the training
+        config with every ``auto``/default resolved, and which variant settings the training config overrode."""
+        cfg = self.config
+        workers = cfg.num_workers if cfg.num_workers is not None else (4 if self.device.type == "cuda" else 0)
+        train = dataclasses.replace(
+            cfg,
+            batch_size=self.batch_size,
+            device=str(self.device),
+            precision=_PRECISION_NAMES[self.dtype],
+            channels_last=self._channels_last(),
+            num_workers=workers,
+        )
+        model = self.variant.config_dict()
+        overrides: dict[str, Any] = {}
+        if "batch_size" in model and model["batch_size"] != self.batch_size:
+            overrides["batch_size"] = {"config": model["batch_size"], "ran": self.batch_size}
+            model["batch_size"] = self.batch_size
+        if self._channels_last() != self.variant.channels_last:
+            overrides["channels_last"] = {"config": self.variant.channels_last, "ran": self._channels_last()}
+        run: dict[str, Any] = {
             "variant": self.variant_name,
-            "config": self.variant.config_dict(),
-            "train": to_dict(self.config),
+            "config": model,
+            "train": to_dict(train),
+            "train_overrides": overrides,
             "data": self.data_spec,
             "device": str(self.device),
             "precision": str(self.dtype).replace("torch.", ""),
@@ -434,24 +378,11 @@ class Trainer:
         }
         if self.world > 1:
             run["world_size"] = self.world
-        ckpt.atomic_write_bytes(self.out / "run.json", json.dumps(run, indent=2).encode())
+            run["global_batch_size"] = self.global_batch
+        return run
 
-    def write_samples(self, inputs: dict[str, Any]) -> Path:
-        from ..utils.images import save_grid
-
-        v = self.variant
-        was_training = v.training
-        v.eval()
-        try:
-            with torch.no_grad(), self._autocast():
-                with self.ema.swapped(v) if self.ema is not None else contextlib.nullcontext():
-                    imgs = v.sample_images(inputs)
-        finally:
-            v.train(was_training)
-        path = self.out / "samples" / f"step-{self.step:08d}.png"
-        save_grid(imgs.float(), path)
-        self._event("sample", {"step": self.step, "path": str(path)})
-        return path
+    def _channels_last(self) -> bool:
+        return bool(self.variant.channels_last if self.config.channels_last is None else self.config.channels_last)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One training step (every phase due at this step) on a batch already on the device. Returns the detached
@@ -460,7 +391,7 @@ class Trainer:
         if stage is not self._current_stage:
             self._current_stage = stage
             self._freeze_outside(stage)
-            self._event("stage", {"step": self.step, "stage": stage.name})
+            self.log.event("stage", {"step": self.step, "stage": stage.name})
         state = StepState(step=self.step, stage=stage.name)
         out: dict[str, torch.Tensor] = {}
         skipped = torch.zeros((), device=self.device)
@@ -492,7 +423,7 @@ class Trainer:
         self.step += 1
         if self.ema is not None:
             self.ema.update(self.variant, self.step)
-        self.variant.on_step_end(self.step)
+        self.variant.on_step_end(self.step, dict(out))
         self._consecutive_skips = (self._consecutive_skips + skipped) * skipped
         out["skipped"] = skipped
         return out
@@ -512,13 +443,10 @@ class Trainer:
         self.load_checkpoint(*latest)
         self.lr_scale = scale
         self._consecutive_skips = torch.zeros((), device=self.device)
-        if self.main:
-            print(
-                f"ganzoo: {n} consecutive non-finite steps; rolled back to step {self.step} "
-                f"with learning rates x{scale:g}",
-                file=sys.stderr,
-            )
-        self._event("rollback", {"step": self.step, "lr_scale": scale})
+        self.log.note(
+            f"ganzoo: {n} consecutive non-finite steps; rolled back to step {self.step} with learning rates x{scale:g}"
+        )
+        self.log.event("rollback", {"step": self.step, "lr_scale": scale})
         return self._loader(start=self.step * self.global_batch)
 
     def _guarded_step(
@@ -543,125 +471,107 @@ class Trainer:
             opt.step()
         return bad
 
-    # ---- the loop ----------------------------------------------------------------------------------------------------
+    # ---- the run -----------------------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train to ``config.steps``; returns a summary with the paths written and the last logged losses."""
-        cfg = self.config
         self._setup()
         if self.resume:
             latest = self._latest_valid_checkpoint()
             if latest is not None:
                 self.load_checkpoint(*latest)
-        if self.main:
-            self._write_run_json()
-            for stale in self.ckpt_dir.glob(".tmp-step-*"):  # left by a run killed while writing a checkpoint
-                stale.unlink(missing_ok=True)
-        self.dataset = build_dataset(self.data_spec, self.variant, split="train", seed=cfg.seed)
-        data = self._loader(start=self.step * self.global_batch)
-        # Sampling inputs come from their own generator so grids show the same noise/inputs across the run.
-        gen = torch.Generator().manual_seed(cfg.seed + 12345)
-        first = to_device(first_items(self.dataset, min(cfg.n_samples, 64)), self.device, self.channels_last)
-        sample_inputs = self.variant.sample_inputs(min(cfg.n_samples, 64), gen, batch=first)
-        del first
-        log_path = self.out / "log.jsonl"
-        tb = self._tensorboard() if cfg.tensorboard and self.main else None
-        self._event("start", {"step": self.step})
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
-        last: dict[str, float] = {}
-        bar = None
-        if cfg.progress and self.main:
-            from tqdm.auto import tqdm
+        self._open_run_dir()
+        self.dataset = build_dataset(self.data_spec, self.variant, split="train", seed=self.config.seed)
+        self.variant.prepare_data(self.dataset)
+        sample_inputs = self._sample_inputs()
+        self.log.event("start", {"step": self.step})
+        last = self._train_until_done(sample_inputs)
+        return self._finish(sample_inputs, last)
 
-            bar = tqdm(
-                total=cfg.steps, initial=self.step, desc=f"train {self.variant_name}", unit="step", dynamic_ncols=True
-            )
-        t0, step0 = time.perf_counter(), self.step
+    def _open_run_dir(self) -> None:
+        if not self.main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log.write_run_json(self.effective_config())
+        for stale in self.ckpt_dir.glob(".tmp-step-*"):  # left by a run killed while writing a checkpoint
+            stale.unlink(missing_ok=True)
+
+    def _sample_inputs(self) -> dict[str, Any]:
+        """Fixed inputs of the sample grids, from their own generator so grids show the same noise/inputs all run."""
+        n = min(self.config.n_samples, 64)
+        gen = torch.Generator().manual_seed(self.config.seed + 12345)
+        first = to_device(first_items(self.dataset, n), self.device, self.channels_last)
+        return self.variant.sample_inputs(n, gen, batch=first)
+
+    def _train_until_done(self, sample_inputs: dict[str, Any]) -> dict[str, float]:
+        """The steps, with logging, sample grids, checkpoints and recovery from divergence; the last logged losses."""
+        cfg = self.config
+        data = self._loader(start=self.step * self.global_batch)
+        meter, clock = LossMeter(), Throughput(self.step, self.global_batch)
+        last: dict[str, float] = {}
+        self.log.open(total=cfg.steps, initial=self.step)
         self.variant.train()
         try:
             while self.step < cfg.steps:
-                batch = to_device(next(data), self.device, self.channels_last)
-                losses = self.train_step(batch)
-                # Accumulate on the device; the host reads them only every log_every steps (no per-step sync).
-                for key, val in losses.items():
-                    sums[key] = sums[key] + val if key in sums else val.clone()
-                    counts[key] = counts.get(key, 0) + 1
-                stage = self._stage_at(self.step - 1)[1]
+                # Losses stay on the device; the host reads them only every log_every steps (no per-step sync).
+                meter.add(self.train_step(to_device(next(data), self.device, self.channels_last)))
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    skipped = int(sums.pop("skipped", torch.zeros(())))  # the same on every rank
-                    counts.pop("skipped", None)
-                    if self.dist is not None:  # the only cross-rank sync for logging, every log_every steps
-                        sums = self.dist.mean(sums)
-                    last = {k: float(s) / counts[k] for k, s in sums.items()}
-                    sums, counts = {}, {}
+                    last, skipped = meter.read(self.dist)
                     if skipped:
                         last["skipped_steps"] = skipped
-                        self._event("skip", {"step": self.step, "skipped": skipped})
+                        self.log.event("skip", {"step": self.step, "skipped": skipped})
                     if int(self._consecutive_skips) >= cfg.max_skips:
                         data = self._recover_from_divergence()
-                        t0, step0 = time.perf_counter(), self.step
-                        if bar is not None:
-                            bar.n = self.step
+                        clock.restart(self.step)
+                        self.log.advance(self.step)
                         continue
-                    dt = time.perf_counter() - t0
-                    ips = (self.step - step0) * self.global_batch / max(dt, 1e-9)  # all ranks together
-                    t0, step0 = time.perf_counter(), self.step
-                    record = {"step": self.step, "stage": stage.name, "img_per_s": round(ips, 2), **last}
-                    record.update({f"lr/{n}": o.param_groups[0]["lr"] for n, o in self.optimizers.items()})
-                    if self.main:
-                        with open(log_path, "a") as f:
-                            f.write(json.dumps(record) + "\n")
-                    if tb is not None:
-                        for k, val in record.items():
-                            if isinstance(val, (int, float)) and k != "step":
-                                tb.add_scalar(k, val, self.step)
-                    if bar is not None:
-                        shown = {
-                            k.split("/")[0] + "/" + k.split("/")[-1]: f"{x:.3g}"
-                            for k, x in last.items()
-                            if k.endswith("/loss")
-                        }
-                        bar.set_postfix(**shown, img_s=f"{ips:.0f}")
-                    self._event("log", {"step": self.step, "losses": last, "img_per_s": ips})
-                if bar is not None:
-                    bar.update(1)
+                    self._log_record(last, clock.read(self.step))
+                self.log.advance(self.step)
                 if cfg.sample_every and self.step % cfg.sample_every == 0 and self.main:
                     self.write_samples(sample_inputs)
                 # A run in the middle of skipping non-finite steps writes no checkpoint: rollback targets stay good.
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and not int(self._consecutive_skips):
                     self.save_checkpoint()
         except KeyboardInterrupt:
-            # Nothing lost on Ctrl-C: save where we are, then stop; --resume continues exactly from here.
-            if bar is not None:
-                bar.close()
-            if self.dist is not None:  # the other ranks may be inside a collective: no gathering now
-                if self.main:
-                    print(
-                        f"\nganzoo: interrupted at step {self.step}; resume from the last checkpoint", file=sys.stderr
-                    )
-                raise
-            path = self.save_checkpoint()
-            print(f"\nganzoo: interrupted at step {self.step}; checkpoint written to {path}", file=sys.stderr)
+            self.log.close()
+            self._checkpoint_on_interrupt()
             raise
         finally:
-            if bar is not None:
-                bar.close()
-            if tb is not None:
-                tb.close()
-        sample_path = (
-            self.write_samples(sample_inputs) if self.main else self.out / "samples" / f"step-{self.step:08d}.png"
-        )
-        ckpt_path = (
-            self.save_checkpoint()
-            if not (cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
-            else ckpt.checkpoint_path(self.ckpt_dir, self.step)
-        )
-        model_path = self.export() if self.main else self.out / "model.safetensors"
+            self.log.close()
+        return last
+
+    def _log_record(self, losses: dict[str, float], img_per_s: float) -> None:
+        record = {
+            "step": self.step,
+            "stage": self._stage_at(self.step - 1)[1].name,
+            "img_per_s": round(img_per_s, 2),
+            **losses,
+        }
+        record.update({f"lr/{n}": o.param_groups[0]["lr"] for n, o in self.optimizers.items()})
+        self.log.record(record, losses, img_per_s)
+
+    def _checkpoint_on_interrupt(self) -> None:
+        """Nothing lost on Ctrl-C: save where we are (single process); ``--resume`` continues exactly from here."""
+        if self.dist is not None:  # the other ranks may be inside a collective: no gathering now
+            self.log.note(f"\nganzoo: interrupted at step {self.step}; resume from the last checkpoint")
+            return
+        path = self.save_checkpoint()
+        print(f"\nganzoo: interrupted at step {self.step}; checkpoint written to {path}", file=sys.stderr)
+
+    def _finish(self, sample_inputs: dict[str, Any], last: dict[str, float]) -> dict[str, Any]:
+        """The last sample grid and checkpoint, the variant's ``on_train_end``, the export and the loss picture."""
+        cfg = self.config
+        sample_path = self.out / "samples" / f"step-{self.step:08d}.png"
         if self.main:
-            self._plot_losses()
+            self.write_samples(sample_inputs)
+        ckpt_path = ckpt.checkpoint_path(self.ckpt_dir, self.step)
+        if not (cfg.ckpt_every and self.step % cfg.ckpt_every == 0):
+            self.save_checkpoint()
+        self._end_of_training()
+        model_path = self.export() if self.main else self.out / "model.safetensors"
+        self.log.plot_losses()
         if self.dist is not None:
             self.dist.barrier()  # the run is complete on disk when any rank returns
-        self._event("end", {"step": self.step})
+        self.log.event("end", {"step": self.step})
         return {
             "step": self.step,
             "losses": last,
@@ -671,23 +581,24 @@ class Trainer:
             "out": str(self.out),
         }
 
-    def _plot_losses(self) -> None:
-        """``losses.png`` beside ``log.jsonl``: a picture of the run's curves. A plot must never fail a run."""
-        from ..utils.plots import plot_losses
-
-        if (self.out / "log.jsonl").exists():
-            try:
-                plot_losses(self.out, title=f"{self.variant.registered_name}: losses")
-            except Exception as e:  # noqa: BLE001 - the run itself succeeded; say why the picture is missing
-                print(f"ganzoo: could not draw losses.png: {e}", file=sys.stderr)
-
-    def _tensorboard(self) -> Any:
+    def _end_of_training(self) -> None:
+        """``on_train_end`` in eval mode with the weights about to be exported in place, after the last checkpoint
+        (checkpoints hold training state only, so resuming never sees the end-of-training result as a start)."""
+        info = TrainInfo(
+            dataset=self.dataset,
+            data_spec=self.data_spec,
+            device=self.device,
+            out=self.out,
+            step=self.step,
+            seed=self.config.seed,
+            main=self.main,
+            verbose=self.config.progress,
+        )
+        v = self.variant
+        was_training = v.training
+        v.eval()
         try:
-            from torch.utils.tensorboard import SummaryWriter
-        except Exception:  # tensorboard not installed: JSONL logs only
-            return None
-        return SummaryWriter(str(self.out / "tensorboard"))
-
-
-def versions() -> dict[str, str]:
-    return {"ganzoo": __version__, "torch": torch.__version__, "python": platform.python_version()}
+            with self._exported_weights():
+                v.on_train_end(info)
+        finally:
+            v.train(was_training)

@@ -1,4 +1,4 @@
-"""Image helpers: tensors in ``[-1, 1]`` <-> PNG files, sample grids, 2D point scatters."""
+"""Image helpers: uint8 <-> ``[-1, 1]`` tensors, tensors <-> PNG files, sample grids, 2D point scatters."""
 
 from __future__ import annotations
 
@@ -13,6 +13,28 @@ from torch import Tensor
 def to_uint8(images: Tensor) -> Tensor:
     """``[-1, 1]`` floats (B x C x H x W or C x H x W) -> uint8 ``0..255``."""
     return images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu()
+
+
+def as_pm1(x: Tensor) -> Tensor:
+    """Images as ``[-1, 1]`` floats, the range the networks work in.
+
+    :param x: uint8 images in ``0..255`` (converted), or floats taken as already in ``[-1, 1]``; other integer
+        dtypes become floats unscaled.
+    :returns: a float tensor of the same shape (``x`` itself when it is already floating point).
+    """
+    if x.dtype == torch.uint8:
+        return x.float().div(127.5).sub(1.0)
+    return x.float() if not x.is_floating_point() else x
+
+
+def side_by_side(*images: Tensor) -> Tensor:
+    """One picture per item, the given batches placed next to each other left to right (e.g. input | output |
+    target), for sample grids.
+
+    :param images: batches ``B x C x H x W_i`` in ``[-1, 1]`` of equal ``B``, ``C`` and ``H``.
+    :returns: ``B x C x H x sum(W_i)`` float images, clamped to ``[-1, 1]``.
+    """
+    return torch.cat([x.float().clamp(-1, 1) for x in images], dim=-1)
 
 
 def to_pil(image: Tensor) -> Image.Image:
@@ -33,7 +55,7 @@ def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> Path
     """Save a batch of ``[-1, 1]`` images as one PNG grid (parents created; written atomically)."""
     import io
 
-    from ..train.checkpoint import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     grid = make_grid(images, nrow)
     buf = io.BytesIO()
@@ -46,7 +68,7 @@ def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> Path
 def save_image(image: Tensor, path: str | Path) -> Path:
     import io
 
-    from ..train.checkpoint import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     buf = io.BytesIO()
     to_pil(image).save(buf, format="PNG")

@@ -1,4 +1,5 @@
-"""AttnGAN (Xu et al. 2018) for ganzoo: the ``attngan`` variant and the ``ganzoo generate`` command."""
+"""AttnGAN (Xu et al. 2018) for ganzoo: the ``attngan`` variant, its R-precision and attribute evaluators for
+``ganzoo eval``, and the ``ganzoo generate`` command."""
 
 from __future__ import annotations
 
@@ -28,16 +29,21 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ganzoo.api import load
     from ganzoo.errors import ConfigError
+    from ganzoo.tasks import TextToImageGenerator, require
     from ganzoo.utils.images import save_grid
-    from ganzoo.variant import Task
 
     from .maps import save_attention_maps
 
     if args.n < 1:
         raise ConfigError(f"-n must be >= 1, got {args.n}")
-    model = load(args.model, device=args.device)
-    if model.task != Task.TEXT_TO_IMAGE or not hasattr(model, "generate_details"):
-        raise ConfigError(f"{model.name} is a {model.task} model; `generate` needs a text_to_image model")
+    model = require(load(args.model, device=args.device), TextToImageGenerator, purpose="`ganzoo generate`")
+    if not isinstance(model, AttnGAN):
+        # Any text-to-image model draws; the words read and the attention maps are AttnGAN's own.
+        if args.attention_maps:
+            raise ConfigError(f"--attention-maps needs an attngan model, not {model.name}")
+        path = save_grid(model.generate_from_captions([args.caption] * args.n, seed=args.seed).float(), args.output)
+        print(f"wrote {args.n} images of {args.caption!r} to {path}")
+        return 0
     out = model.generate_details(args.caption, n=args.n, seed=args.seed)
     path = save_grid(out["images"][-1].float(), args.output)
     unknown = [w for w in out["words"][0] if w == model.vocab.SPECIALS[1]]
@@ -50,10 +56,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 @hookimpl
+def ganzoo_register_evaluators(register: Callable[..., None]) -> None:
+    from .evaluate import AttributesEvaluator, RPrecisionEvaluator
+
+    register(RPrecisionEvaluator())
+    register(AttributesEvaluator())
+
+
+@hookimpl
 def ganzoo_register_commands(register: Callable[..., None]) -> None:
     register(
         "generate",
         "draw images from a caption with a text-to-image model (optionally its word attention maps)",
         _configure,
         _run,
+        tasks=("text_to_image",),
     )

@@ -9,6 +9,8 @@
   classifier sees the new colour (and the old shape still there).
 
 ``python -m ganzoo_attngan.evaluate MODEL --out DIR`` writes ``DIR/results.json`` and the pictures of the docs.
+R-precision and attribute accuracy are also registered as evaluators of the ``text_to_image`` task
+(:class:`RPrecisionEvaluator`, :class:`AttributesEvaluator`), so ``ganzoo eval`` reports them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo.data.captions import ATTR_CLASSES, ATTR_NAMES, COLOURS, ShapesCaptionsDataset, scene_captions
+from ganzoo.errors import ConfigError
 from ganzoo.metrics.ranking import r_precision
 
 
@@ -104,7 +107,7 @@ def generate_all(model: Any, captions: list[str], seed: int, chunk: int = 250) -
         caps = captions[i : i + chunk]
         z = torch.randn(len(caps), model.config.nz, generator=gen)
         eps = torch.randn(len(caps), model.config.c_dim, generator=gen)
-        out.append(model.generate(caps, z=z, eps=eps).float().cpu())
+        out.append(model.generate_from_captions(caps, z=z, eps=eps).float().cpu())
     return torch.cat(out)
 
 
@@ -236,6 +239,159 @@ def attention_localisation(model: Any, n: int = 1000, seed: int = 0) -> dict[str
     return {f"colour_{k}_on_its_shape_half": sum(v) / len(v) for k, v in shares.items()} | {"scenes": len(caps)}
 
 
+# ---- evaluators for `ganzoo eval` ------------------------------------------------------------------------------------
+
+
+def _val_items(model: Any, ctx: Any, count: int) -> tuple[Any, list[int]]:
+    ds = ctx.dataset(model, "val")
+    return ds, list(range(min(count, len(ds))))
+
+
+class RPrecisionEvaluator:
+    """R-precision with the model's own DAMSM encoders (PROTOCOLS.md section 5): each of N images generated from
+    held-out (val) captions ranks its caption among 100 (1 true + 99 others of the first max(N, 100) val captions);
+    top-1, mean over ``runs`` runs of fresh noise and distractors. Real val images are the ceiling, images generated
+    from shuffled captions the chance level. For N >= 100 the numbers equal :func:`evaluate`'s."""
+
+    name = "attngan-r-precision"
+    tasks = ("text_to_image",)
+    metrics = ("r-precision",)
+    default_n = 1000
+    help = "R-precision (top-1 of 100 captions, DAMSM encoders); real images and shuffled captions as baselines"
+    candidates = 100
+
+    def __init__(self, runs: int = 10) -> None:
+        self.runs = runs
+
+    def applies(self, model: Any, data: str) -> bool:
+        """AttnGAN models: R-precision needs their DAMSM text and image encoders."""
+        from .variant import AttnGAN
+
+        return isinstance(model, AttnGAN)
+
+    def evaluate(self, model: Any, ctx: Any) -> Any:
+        """Scores on the first N captions of the val split of ``ctx.data``."""
+        from ganzoo.metrics.evaluate import iter_batches, to_pm1
+        from ganzoo.metrics.evaluators import Evaluation
+        from ganzoo.tasks import TextToImageGenerator, require
+
+        require(model, TextToImageGenerator, purpose="the R-precision evaluator")
+        ds, pool_idx = _val_items(model, ctx, max(ctx.n, self.candidates))
+        n = min(ctx.n, len(pool_idx))
+        batches = list(iter_batches(ds, pool_idx, ctx.batch_size))
+        pool = [c for b in batches for c in b["caption"]]
+        if len(pool) < self.candidates:
+            raise ConfigError(
+                f"R-precision draws {self.candidates} candidate captions; the val split of {ctx.data} has {len(pool)}"
+            )
+        captions = pool[:n]
+        real = torch.cat([to_pm1(b["image"], "cpu") for b in batches])[:n]
+        txt = model.embed_captions(pool).float().cpu()
+        real_vec = model.embed_images(real).float().cpu()
+        shuffle = torch.randperm(n, generator=torch.Generator().manual_seed(ctx.seed + 99))
+        rp_gen, rp_real, rp_shuf = [], [], []
+        for r in range(self.runs):
+            ctx.say(f"R-precision run {r + 1}/{self.runs}: {n} images")
+            fake_vec = model.embed_images(generate_all(model, captions, seed=1000 + r)).float().cpu()
+            rp_gen.append(r_precision(fake_vec, txt, generator=torch.Generator().manual_seed(r)))
+            rp_real.append(r_precision(real_vec, txt, generator=torch.Generator().manual_seed(r)))
+            # Image i was generated from caption shuffle[i] but is asked to find caption i.
+            shuf = generate_all(model, [captions[int(j)] for j in shuffle], seed=1000 + r)
+            rp_shuf.append(
+                r_precision(model.embed_images(shuf).float().cpu(), txt, generator=torch.Generator().manual_seed(r))
+            )
+        gen = _mean_std(rp_gen)
+        out = Evaluation(scores={"r_precision": gen["mean"], "r_precision_std": gen["std"]})
+        out.baselines["real_images"] = {"r_precision": _mean_std(rp_real)["mean"]}
+        out.baselines["shuffled_captions"] = {"r_precision": _mean_std(rp_shuf)["mean"]}
+        out.provenance["r-precision"] = {
+            "protocol": f"top-1 retrieval of the true caption among {self.candidates} (1 true + "
+            f"{self.candidates - 1} drawn from the caption pool) by cosine similarity of the model's DAMSM image and "
+            f"sentence vectors; mean over {self.runs} runs (noise seeds 1000 + run, distractor seeds = run)",
+            "reference": f"{ctx.data} val split, images of captions 0..{n - 1}, caption pool 0..{len(pool) - 1}",
+            "n": n,
+            "runs": self.runs,
+        }
+        return out
+
+
+class AttributesEvaluator:
+    """Attribute accuracy on ``shapes-captions`` (PROTOCOLS.md section 5): a small classifier trained on real
+    train images (cached in ``$GANZOO_CACHE/attngan``) reads count, colour, shape, size and place of each object
+    from images generated for N held-out captions; real images are the ceiling, shuffled captions the chance
+    level."""
+
+    name = "attngan-attributes"
+    tasks = ("text_to_image",)
+    metrics = ("attributes",)
+    default_n = 1000
+    help = "attribute accuracy of generated shapes-captions scenes (trained attribute classifier)"
+
+    def __init__(self, runs: int = 10, clf_steps: int = 1500) -> None:
+        self.runs, self.clf_steps = runs, clf_steps
+
+    def applies(self, model: Any, data: str) -> bool:
+        """AttnGAN models on ``shapes-captions`` (the only data with attribute labels)."""
+        from ganzoo.metrics.evaluate import spec_name
+
+        from .variant import AttnGAN
+
+        return isinstance(model, AttnGAN) and spec_name(data) == "shapes-captions"
+
+    def classifier_path(self, model: Any, seed: int) -> Path:
+        """Where the attribute classifier for ``model``'s image size and channels is cached."""
+        from ganzoo.utils.download import cache_dir
+
+        name = f"attributes-{model.image_size}px-{model.channels}ch-{self.clf_steps}steps-seed{seed}.safetensors"
+        return cache_dir() / "attngan" / name
+
+    def evaluate(self, model: Any, ctx: Any) -> Any:
+        """Mean attribute accuracy and all-attributes-right over the first N val scenes."""
+        from ganzoo.metrics.evaluate import iter_batches, to_pm1
+        from ganzoo.metrics.evaluators import Evaluation
+        from ganzoo.tasks import TextToImageGenerator, require
+
+        require(model, TextToImageGenerator, purpose="the attributes evaluator")
+        path = self.classifier_path(model, ctx.data_seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file():
+            ctx.say(f"training the attribute classifier ({self.clf_steps} steps), cached at {path}")
+        clf, _ = load_or_train_classifier(path, model.image_size, model.channels, self.clf_steps, ctx.data_seed)
+        ds, idx = _val_items(model, ctx, ctx.n)
+        batches = list(iter_batches(ds, idx, ctx.batch_size))
+        captions = [c for b in batches for c in b["caption"]]
+        attrs = torch.cat([b["attrs"] for b in batches])
+        real = torch.cat([to_pm1(b["image"], "cpu") for b in batches])
+        n = len(captions)
+        shuffle = torch.randperm(n, generator=torch.Generator().manual_seed(ctx.seed + 99))
+        acc_gen, acc_shuf = [], []
+        for r in range(self.runs):
+            ctx.say(f"attribute run {r + 1}/{self.runs}: {n} images")
+            acc_gen.append(attribute_accuracy(predict(clf, generate_all(model, captions, seed=1000 + r)), attrs))
+            shuf = generate_all(model, [captions[int(j)] for j in shuffle], seed=1000 + r)
+            acc_shuf.append(attribute_accuracy(predict(clf, shuf), attrs))
+        real_acc = attribute_accuracy(predict(clf, real), attrs)
+
+        def pick(accs: list[dict[str, float]]) -> dict[str, float]:
+            return {
+                "attr_acc": _mean_std([a["mean"] for a in accs])["mean"],
+                "attr_all_correct": _mean_std([a["all_correct"] for a in accs])["mean"],
+            }
+
+        out = Evaluation(scores=pick(acc_gen))
+        out.baselines["real_images"] = pick([real_acc])
+        out.baselines["shuffled_captions"] = pick(acc_shuf)
+        out.provenance["attributes"] = {
+            "protocol": "per-attribute accuracy (count, colours, shapes, sizes, places) of a CNN trained on real "
+            f"train images, mean over attributes and over {self.runs} runs; all_correct = every attribute right",
+            "classifier": str(path),
+            "classifier_steps": self.clf_steps,
+            "reference": f"{ctx.data} val split, items 0..{n - 1}",
+            "n": n,
+        }
+        return out
+
+
 # The captions of the docs' sample grid (and of the quality benchmark's picture): one object, then two objects with
 # their relation, in the phrasings of shapes-captions.
 SHOWCASE_CAPTIONS = (
@@ -257,14 +413,14 @@ def pictures(model: Any, out: Path, seed: int = 0) -> list[Path]:
     from .maps import save_attention_maps
 
     per = 6
-    imgs = model.generate([c for c in SHOWCASE_CAPTIONS for _ in range(per)], seed=seed)
+    imgs = model.generate_from_captions([c for c in SHOWCASE_CAPTIONS for _ in range(per)], seed=seed)
     paths = [save_grid(imgs, out / "attngan_samples.png", nrow=per)]
     # One word changed per row pair: the colour of the first object, same noise.
     swaps = ["a large red circle on the left", "a large blue circle on the left", "a large green circle on the left"]
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(per, model.config.nz, generator=g)
     eps = torch.randn(per, model.config.c_dim, generator=g)
-    rows = [model.generate([c] * per, z=z, eps=eps) for c in swaps]
+    rows = [model.generate_from_captions([c] * per, z=z, eps=eps) for c in swaps]
     paths.append(save_grid(torch.cat(rows), out / "attngan_colour_swap.png", nrow=per))
     details = model.generate_details(["a small white circle above a large purple square"], n=2, seed=seed)
     paths.append(save_attention_maps(details, out / "attngan_attention.png", rows=2, cell=64))

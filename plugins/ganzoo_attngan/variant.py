@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -13,8 +13,9 @@ from torch import Tensor, nn
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help
 from ganzoo.errors import ConfigError
-from ganzoo.losses import get_loss
+from ganzoo.losses import G_REAL, get_loss
 from ganzoo.nn import init_weights
+from ganzoo.variant_config import GANConfig
 
 from .model import Generator, StageDiscriminator, kl_loss, plan_sizes
 from .text import ImageEncoder, TextEncoder, Vocabulary, damsm_loss, word_mask
@@ -29,7 +30,11 @@ DEFAULT_CAPTIONS = [
 
 
 @dataclass
-class AttnGANConfig:
+class AttnGANConfig(GANConfig):
+    # Not PAIRED: the matching-aware discriminator's negatives include real images under a wrong caption (B - 1 of
+    # them), which have no generated counterpart of the same shape.
+    loss_provides: ClassVar[frozenset[str]] = frozenset({G_REAL})
+
     base_size: int = help("side of the first stage's images (64 in the paper)", 64)
     branches: int = help("generator stages; each doubles the side (3 in the paper: 64, 128, 256)", 3)
     channels: int = help("image channels (3 colour, 1 grayscale)", 3)
@@ -51,17 +56,13 @@ class AttnGANConfig:
     gamma3: float = help("DAMSM: smoothing factor of the matching posterior", 10.0)
     lambda_damsm: float = help("weight of the DAMSM loss on the generator (5 on CUB, 50 on COCO)", 5.0)
     kl_weight: float = help("weight of the conditioning augmentation's KL term", 1.0)
-    loss: str = help("adversarial loss: standard, minimax, lsgan, hinge, wgan, or a plugin's", "standard")
     damsm_steps: int = help("steps of the first stage, training the DAMSM text and image encoders", 10000)
     lr_damsm: float = help("Adam learning rate of the DAMSM encoders", 2e-3)
-    lr_g: float = help("Adam learning rate of the generator", 2e-4)
-    lr_d: float = help("Adam learning rate of the discriminators", 2e-4)
-    beta1: float = help("Adam beta1", 0.5)
-    beta2: float = help("Adam beta2", 0.999)
     batch_size: int = help("batch size (20 in the paper's CUB setting)", 20)
     data: str = help("default data spec when none is given", "shapes-captions")
 
     def validate(self) -> None:
+        super().validate()
         try:
             plan_sizes(self.base_size, self.branches)
         except ValueError as e:
@@ -81,15 +82,8 @@ class AttnGANConfig:
             raise ConfigError(f"damsm_steps must be >= 1, got {self.damsm_steps}")
         if not 0 <= self.rnn_dropout < 1:
             raise ConfigError(f"rnn_dropout must be in [0, 1), got {self.rnn_dropout}")
-        for name in ("lr_damsm", "lr_g", "lr_d"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        from ganzoo.losses import loss_names
-
-        if self.loss not in loss_names():
-            from ganzoo.errors import UnknownNameError
-
-            raise UnknownNameError("loss", self.loss, loss_names())
+        if not self.lr_damsm > 0:
+            raise ConfigError(f"lr_damsm must be > 0, got {self.lr_damsm}")
 
 
 class AttnGAN(GANVariant):
@@ -122,6 +116,7 @@ class AttnGAN(GANVariant):
     ema_modules = ("G",)
     # LSTM and 4x4 feature maps: channels_last buys nothing here.
     channels_last = False
+    bench_sizes = {"standard": {}, "small": {"base_size": 32, "branches": 2, "batch_size": 8}}
     tiny = {
         "base_size": 8,
         "branches": 2,
@@ -156,10 +151,29 @@ class AttnGAN(GANVariant):
         return self.sizes[-1]
 
     def data_options(self) -> dict[str, Any]:
-        # The dataset fills this very object from its training captions when it is empty (a fresh run) and uses it
-        # as it is otherwise (resume, fine-tuning): ids always mean what the saved vocabulary says.
+        # Plain words, never this object: a fresh model passes none and the dataset fits a vocabulary of at most
+        # vocab_size words on its training captions; a resumed or fine-tuned model passes its own, so that ids
+        # always mean what the saved vocabulary says.
         c = self.config
-        return {"vocab": self.vocab, "max_words": c.max_words, "vocab_size": c.vocab_size}
+        words = None if self.vocab.is_empty else self.vocab.to_list()
+        return {"vocab": words, "max_words": c.max_words, "vocab_size": c.vocab_size}
+
+    def prepare_data(self, dataset: Any) -> None:
+        """Adopt the training dataset's vocabulary when this model has none yet (a fresh run); a model that has
+        one (resumed, fine-tuned) handed it to the dataset through :meth:`data_options` and keeps it."""
+        vocab = getattr(dataset, "vocab", None)
+        if not isinstance(vocab, Vocabulary):
+            raise ConfigError(
+                f"attngan trains on captioned datasets that tokenize with a vocabulary (shapes-captions, "
+                f"mnist-captions, captions); {type(dataset).__name__} has none"
+            )
+        if self.vocab.is_empty:
+            self.vocab.load(vocab.to_list())
+        elif vocab != self.vocab:
+            raise ConfigError(
+                f"{type(dataset).__name__} tokenizes with its own vocabulary, not the model's; a text_to_image "
+                "dataset must use DataRequest.options['vocab'] when given"
+            )
 
     def extra_metadata(self) -> dict[str, Any]:
         return {"vocab": self.vocab.to_list()}
@@ -221,12 +235,17 @@ class AttnGAN(GANVariant):
             out: dict[str, Tensor] = {}
             for i, (d, x, f) in enumerate(zip(self.D, self._reals(real), fakes)):
                 hr, hf = d.features_of(x), d.features_of(f.detach())
-                real_terms = self.adv.d_real(d.logits(hr, sent)) + self.adv.d_real(d.logits(hr, None))
-                fake_terms = [self.adv.d_fake(d.logits(hf, sent)), self.adv.d_fake(d.logits(hf, None))]
+                real_c, real_u = d.logits(hr, sent), d.logits(hr, None)
+                fake_c, fake_u = d.logits(hf, sent), d.logits(hf, None)
+                matched = self.adv.d(real=real_c, fake=fake_c) + self.adv.d(real=real_u, fake=fake_u)
+                loss_i = matched / 2
                 if real.shape[0] > 1:
-                    # Real images with the wrong caption are fakes to the conditional logit (matching-aware D).
-                    fake_terms.append(self.adv.d_fake(d.logits(hr[:-1], sent[1:])))
-                loss_i = real_terms / 2 + sum(fake_terms) / len(fake_terms)
+                    # Real images with the wrong caption are fakes to the conditional logit (matching-aware D). The
+                    # weights give every real term 1/2 and every fake term 1/3, as in AttnGAN's
+                    # (real_c + real_u) / 2 + (fake_c + fake_u + wrong) / 3 for losses with separate terms.
+                    wrong = d.logits(hr[:-1], sent[1:])
+                    mismatched = self.adv.d(real=real_c, fake=wrong) + self.adv.d(real=real_u, fake=wrong)
+                    loss_i = matched / 3 + mismatched / 6
                 total = total + loss_i
                 out[f"d{i}"] = loss_i.detach()
             return {"loss": total, **out}
@@ -238,9 +257,15 @@ class AttnGAN(GANVariant):
             else:
                 fakes, mu, logvar = cached
             adv = real.new_zeros(())
-            for d, f in zip(self.D, fakes):
+            for d, x, f in zip(self.D, self._reals(real), fakes):
+                real_c = real_u = None
+                if self.adv.needs_real_in_g:  # constant with respect to G: no graph
+                    with torch.no_grad():
+                        hr = d.features_of(x)
+                        real_c, real_u = d.logits(hr, sent), d.logits(hr, None)
                 h = d.features_of(f)
-                adv = adv + self.adv.g(d.logits(h, sent)) + self.adv.g(d.logits(h, None))
+                adv = adv + self.adv.g(real=real_c, fake=d.logits(h, sent))
+                adv = adv + self.adv.g(real=real_u, fake=d.logits(h, None))
             w_loss, s_loss, _ = self._damsm(fakes[-1], words, sent, mask)
             kl = kl_loss(mu, logvar)
             c = self.config
@@ -287,17 +312,19 @@ class AttnGAN(GANVariant):
         return {"images": images, "attention": attns, "tokens": tokens, "lengths": lengths, "words": read}
 
     @torch.no_grad()
-    def generate(
+    def generate_from_captions(
         self,
-        captions: str | Sequence[str] = (),
+        captions: str | Sequence[str],
+        *,
         n: int | None = None,
         z: Tensor | None = None,
         eps: Tensor | None = None,
         seed: int | None = None,
     ) -> Tensor:
-        """Images in [-1, 1] for ``captions`` (one caption with ``n`` gives ``n`` images of it); ``seed`` makes the
-        noise (``z`` and the conditioning augmentation's ``eps``) reproducible."""
-        return self.generate_details(captions or DEFAULT_CAPTIONS, n, z, eps, seed)["images"][-1]
+        """Images in [-1, 1], one per caption (one caption with ``n`` gives ``n`` images of it); ``seed`` makes the
+        noise (``z`` and the conditioning augmentation's ``eps``) reproducible. See
+        :class:`ganzoo.tasks.TextToImageGenerator`."""
+        return self.generate_details(captions, n, z, eps, seed)["images"][-1]
 
     @torch.no_grad()
     def embed_images(self, images: Tensor) -> Tensor:
@@ -318,3 +345,7 @@ class AttnGAN(GANVariant):
         z = torch.randn(n, self.config.nz, generator=generator)
         eps = torch.randn(n, self.config.c_dim, generator=generator)
         return {"captions": caps, "z": z, "eps": eps}
+
+    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
+        """The last stage's images for the fixed captions and noise of :meth:`sample_inputs`."""
+        return self.generate_from_captions(inputs["captions"], z=inputs["z"], eps=inputs["eps"])

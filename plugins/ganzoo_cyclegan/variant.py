@@ -6,24 +6,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-from ganzoo_pix2pix.model import (
-    GENERATORS_HELP,
-    as_pm1,
-    build_discriminator,
-    build_generator,
-    generator_stride,
-    run_padded,
-)
-from ganzoo_pix2pix.variant import TranslationConfig, check_common, jitter_options, linear_decay, side_by_side
 from torch import Tensor, nn
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help
+from ganzoo.data.translation import jitter_options
 from ganzoo.errors import ConfigError
-from ganzoo.losses import get_loss, l1
+from ganzoo.losses import G_REAL, PAIRED, get_loss, l1
+from ganzoo.nn import GENERATORS_HELP, build_discriminator, build_generator, generator_stride, run_padded
+from ganzoo.schedules import linear_decay
+from ganzoo.utils.images import as_pm1, side_by_side
+from ganzoo.variant_config import TranslationConfig
 
 
 class HistoryPool(nn.Module):
@@ -94,6 +90,8 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 
 @dataclass
 class CycleGANConfig(TranslationConfig):
+    loss_provides: ClassVar[frozenset[str]] = frozenset({G_REAL, PAIRED})
+
     image_size: int = help("training image side in pixels (a multiple of 4 for the ResNet generators)", 256)
     channels: int = help("image channels of both domains (3 colour, 1 grayscale)", 3)
     netG: str = help(
@@ -101,8 +99,7 @@ class CycleGANConfig(TranslationConfig):
     )
     norm: str = help("normalisation: instance, batch or none", "instance")
     dropout: bool = help("dropout 0.5 inside the generators' residual blocks (off in the paper)", False)
-    loss: str = help("adversarial loss: lsgan (the paper's), standard, hinge ... or a plugin's", "lsgan")
-    lr: float = help("Adam learning rate of the generators and the discriminators", 2e-4)
+    loss: str = help("adversarial loss: lsgan (the paper's), standard, hinge, rpgan ... or a plugin's", "lsgan")
     data: str = help("default data spec when none is given", "shapes-styles")
     lambda_a: float = help("weight of the cycle loss A -> B -> A", 10.0)
     lambda_b: float = help("weight of the cycle loss B -> A -> B", 10.0)
@@ -116,9 +113,7 @@ class CycleGANConfig(TranslationConfig):
         return "resnet_9blocks" if self.image_size >= 256 else "resnet_6blocks"
 
     def validate(self) -> None:
-        from dataclasses import replace
-
-        check_common(replace(self, netG=self.generator), "cyclegan")
+        super().validate()
         for name in ("lambda_a", "lambda_b", "lambda_identity"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -144,6 +139,8 @@ class CycleGAN(GANVariant):
     # keep every tensor and gradient in that format, which torch's instance norm and slice gradients would not.
     channels_last = True
     default_data_spec = "shapes-styles"
+    # PROTOCOLS.md's reference point for speed is resnet_9blocks at 128x128, batch 1.
+    bench_sizes = {"standard": {"image_size": 128, "netG": "resnet_9blocks"}, "small": {"image_size": 64}}
     tiny = {
         "image_size": 32,
         "netG": "resnet_6blocks",
@@ -187,7 +184,7 @@ class CycleGAN(GANVariant):
         c = self.config
         betas = (c.beta1, c.beta2)
         # G first, then D on the cached fakes, as the reference's optimize_parameters does.
-        return [Stage("train", (Phase("g", ("G_A", "G_B"), c.lr, betas), Phase("d", ("D_A", "D_B"), c.lr, betas)))]
+        return [Stage("train", (Phase("g", ("G_A", "G_B"), c.lr_g, betas), Phase("d", ("D_A", "D_B"), c.lr_d, betas)))]
 
     def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
         return linear_decay(step, total_steps, self.config.decay_start, self.config.decay_steps)
@@ -216,8 +213,10 @@ class CycleGAN(GANVariant):
                 idt_b_img = self.G_B(real_a) if identity else None
             state.cache["fake_a"], state.cache["fake_b"] = fake_a.detach(), fake_b.detach()
             with frozen(self.D_A, self.D_B):
-                gan_a = self.adv.g(self.D_A(fake_b))
-                gan_b = self.adv.g(self.D_B(fake_a))
+                real_b_logits = self.adv.real_logits_for_g(lambda: self.D_A(real_b))
+                real_a_logits = self.adv.real_logits_for_g(lambda: self.D_B(real_a))
+                gan_a = self.adv.g(real=real_b_logits, fake=self.D_A(fake_b))
+                gan_b = self.adv.g(real=real_a_logits, fake=self.D_B(fake_a))
             cycle_a = l1(rec_a, real_a) * c.lambda_a
             cycle_b = l1(rec_b, real_b) * c.lambda_b
             loss = gan_a + gan_b + cycle_a + cycle_b
@@ -251,16 +250,19 @@ class CycleGAN(GANVariant):
             real_logits, fake_logits = D(torch.cat([real, fake])).split([len(real), len(fake)])
         else:  # batch statistics must see real and fake apart
             real_logits, fake_logits = D(real), D(fake)
-        return 0.5 * (self.adv.d_real(real_logits) + self.adv.d_fake(fake_logits))
+        return 0.5 * self.adv.d(real=real_logits, fake=fake_logits)
+
+    #: Both ways: G_A maps A -> B, G_B maps B -> A (:class:`ganzoo.tasks.Translator`).
+    directions: tuple[str, ...] = ("a2b", "b2a")
 
     @torch.no_grad()
-    def generate(self, a: Tensor | None = None, b: Tensor | None = None, **inputs: Any) -> Tensor:
-        """``generate(a=x)`` translates domain A -> B with G_A, ``generate(b=y)`` B -> A with G_B. Images are
+    def translate(self, images: Tensor, direction: str = "a2b") -> Tensor:
+        """``direction="a2b"`` translates domain A -> B with G_A, ``"b2a"`` B -> A with G_B. Images are
         ``B x C x H x W`` or ``C x H x W``, ``[-1, 1]`` floats or uint8, of any size (padded to a multiple of 4)."""
-        if (a is None) == (b is None):
-            raise ConfigError("cyclegan.generate needs exactly one of a= (A -> B) or b= (B -> A)")
-        net = self.G_A if a is not None else self.G_B
-        x = as_pm1(a if a is not None else b)
+        if direction not in self.directions:
+            raise ConfigError(f"unknown direction {direction!r}; cyclegan translates 'a2b' (G_A) and 'b2a' (G_B)")
+        net = self.G_A if direction == "a2b" else self.G_B
+        x = as_pm1(images)
         single = x.dim() == 3
         x = x[None] if single else x
         if x.shape[1] != self.config.channels:
@@ -276,4 +278,4 @@ class CycleGAN(GANVariant):
     def sample_images(self, inputs: dict[str, Any]) -> Tensor:
         """a | G_A(a) | b | G_B(b), one row per item."""
         a, b = inputs["a"], inputs["b"]
-        return side_by_side(a, self.generate(a=a), b, self.generate(b=b))
+        return side_by_side(a, self.translate(a, "a2b"), b, self.translate(b, "b2a"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -11,50 +11,48 @@ from torch import Tensor
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help, require
 from ganzoo.errors import ConfigError
-from ganzoo.losses import check_loss_name, get_loss, gradient_penalty, r1_penalty
+from ganzoo.losses import G_REAL, PAIRED, get_loss, gradient_penalty, r1_penalty, r2_penalty
 from ganzoo.nn import init_weights, spectral_norm_all
+from ganzoo.variant_config import GANConfig
 
 from .model import Discriminator, Generator, plan
 
 
 @dataclass
-class DCGANConfig:
+class DCGANConfig(GANConfig):
+    loss_provides: ClassVar[frozenset[str]] = frozenset({G_REAL, PAIRED})
+
     image_size: int = help("image side in pixels (28, 32, 64, 128 ...)", 64)
     channels: int = help("image channels (3 colour, 1 grayscale)", 3)
     nz: int = help("size of the latent vector z", 100)
     ngf: int = help("generator width (channels of its last hidden layer)", 64)
     ndf: int = help("discriminator width (channels of its first layer)", 64)
     num_classes: int = help("0: unconditional; >0: class-conditional G and a projection discriminator", 0)
-    loss: str = help("adversarial loss: standard, minimax, lsgan, hinge, wgan, or a plugin's", "standard")
     spectral_norm: bool = help("spectral normalisation on every discriminator layer", False)
     pack: int = help("PacGAN packing degree: D judges this many samples at once (1 = off)", 1)
     r1_gamma: float = help("R1 penalty weight gamma on real data (0 = off), applied lazily", 0.0)
-    r1_every: int = help("apply R1 every N steps (lazy regularization, scaled by N)", 16)
+    r2_gamma: float = help("R2 penalty weight gamma on generated data (0 = off), applied lazily", 0.0)
+    r1_every: int = help("apply R1 and R2 every N steps (lazy regularization, scaled by N)", 16)
     gp_weight: float = help("WGAN-GP gradient penalty weight (0 = off; 10 in the paper)", 0.0)
-    lr_g: float = help("Adam learning rate of G", 2e-4)
-    lr_d: float = help("Adam learning rate of D", 2e-4)
-    beta1: float = help("Adam beta1", 0.5)
-    beta2: float = help("Adam beta2", 0.999)
     batch_size: int = help("batch size (128 in the paper, 64 in pytorch/examples)", 64)
     data: str = help("default data spec when none is given", "shapes")
 
     def validate(self) -> None:
+        super().validate()
         try:
             plan(self.image_size)
         except ValueError as e:
             raise ConfigError(f"image_size: {e}") from None
-        require(
-            self,
-            at_least_1=("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"),
-            positive=("lr_g", "lr_d"),
-        )
+        require(self, at_least_1=("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"))
         if self.num_classes < 0:
             raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
         if self.num_classes and self.pack > 1:
             raise ConfigError("pack > 1 and num_classes > 0 cannot be combined (a pack mixes classes)")
         if self.batch_size % self.pack:
             raise ConfigError(f"batch_size {self.batch_size} must be divisible by pack {self.pack}")
-        check_loss_name(self.loss)
+        for name in ("r1_gamma", "r2_gamma", "gp_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 class DCGAN(GANVariant):
@@ -71,6 +69,7 @@ class DCGAN(GANVariant):
         "pac2": {"pack": 2},
     }
     ema_modules = ("G",)
+    bench_sizes = {"standard": {"image_size": 64, "batch_size": 64}, "small": {"image_size": 32, "batch_size": 16}}
     tiny = {"image_size": 32, "ngf": 8, "ndf": 8, "nz": 16, "batch_size": 4}
 
     def __init__(self, config: DCGANConfig | None = None):
@@ -86,6 +85,8 @@ class DCGAN(GANVariant):
         c = self.config
         betas = (c.beta1, c.beta2)
         phases = [Phase("d", ("D",), c.lr_d, betas), Phase("g", ("G",), c.lr_g, betas)]
+        if c.r2_gamma > 0:
+            phases.insert(1, Phase("d_r2", ("D",), c.lr_d, betas, every=c.r1_every))
         if c.r1_gamma > 0:
             phases.insert(1, Phase("d_r1", ("D",), c.lr_d, betas, every=c.r1_every))
         return [Stage("gan", tuple(phases))]
@@ -112,7 +113,7 @@ class DCGAN(GANVariant):
             state.cache["fake"] = fake  # reused by G's phase: one generator forward per step
             real_logits = self.D(real, y)
             fake_logits = self.D(fake.detach(), y)
-            loss = self.adv.d_real(real_logits) + self.adv.d_fake(fake_logits)
+            loss = self.adv.d(real=real_logits, fake=fake_logits)
             out = {"real": real_logits.detach().float().mean(), "fake": fake_logits.detach().float().mean()}
             if self.config.gp_weight > 0:
                 gp = gradient_penalty(lambda x: self.D(x, y), real, fake)
@@ -123,19 +124,39 @@ class DCGAN(GANVariant):
             x = real.detach().requires_grad_(True)
             penalty = r1_penalty(self.D(x, y), x)
             return {"loss": penalty * (self.config.r1_gamma / 2 * self.config.r1_every), "r1": penalty.detach()}
+        if phase == "d_r2":
+            fake = state.cache.get("fake")
+            if fake is None:
+                with torch.no_grad():
+                    fake = self.G(self.noise(real.shape[0]), y)
+            x = fake.detach().requires_grad_(True)
+            penalty = r2_penalty(self.D(x, y), x)
+            return {"loss": penalty * (self.config.r2_gamma / 2 * self.config.r1_every), "r2": penalty.detach()}
         if phase == "g":
             fake = state.cache.pop("fake", None)
             if fake is None:
                 fake = self.G(self.noise(real.shape[0]), y)
-            return {"loss": self.adv.g(self.D(fake, y))}
+            real_logits = self.adv.real_logits_for_g(lambda: self.D(real, y))
+            return {"loss": self.adv.g(real=real_logits, fake=self.D(fake, y))}
         raise ValueError(f"unknown phase {phase!r}")
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the generator is conditioned on (0: unconditional)."""
+        return int(self.config.num_classes)
 
     @torch.no_grad()
     def generate(
-        self, z: Tensor | None = None, n: int | None = None, labels: Tensor | None = None, seed: int | None = None
+        self,
+        n: int | None = None,
+        *,
+        z: Tensor | None = None,
+        seed: int | None = None,
+        labels: Tensor | None = None,
     ) -> Tensor:
-        """Images in [-1, 1] from noise ``z`` (or ``n`` fresh draws, reproducible with ``seed``); ``labels`` for the
-        conditional model (default: classes in turn)."""
+        """Images in [-1, 1] from noise ``z`` (or ``n`` fresh draws, 64 by default, reproducible with ``seed``);
+        ``labels`` for the conditional model (default: classes in turn). See
+        :class:`ganzoo.tasks.ClassConditionalGenerator`."""
         if z is None:
             gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
             z = torch.randn(n or 64, self.config.nz, 1, 1, generator=gen)

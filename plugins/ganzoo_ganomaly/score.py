@@ -47,9 +47,7 @@ def _score_files(model: Any, args: argparse.Namespace, threshold: float | None) 
     files = image_inputs(args.inputs)
     c = model.config
     images = torch.stack([load_image(f, c.channels, c.image_size) for f in files])
-    r = model.reconstruct(images, args.batch_size)
-    raw = r["latent"] if c.score == "latent" else r["recon_error"]
-    scores = model.normalize(raw)
+    scores = model.score(images, args.batch_size)
     verdicts = [
         "-" if threshold is None else ("anomalous" if float(s) >= threshold else "normal") for s in scores.tolist()
     ]
@@ -67,6 +65,7 @@ def _score_files(model: Any, args: argparse.Namespace, threshold: float | None) 
     if args.pictures:
         out = Path(args.pictures)
         x = images.float().div(127.5).sub(1.0)
+        r = model.reconstruct(images, args.batch_size)
         for i, f in enumerate(files):
             save_image(_picture(x[i], r["recon"][i]), out / f"{i:04d}_{f.stem}.png")
         print(f"wrote {len(files)} pictures (input | reconstruction | difference) to {out}", file=sys.stderr)
@@ -74,8 +73,8 @@ def _score_files(model: Any, args: argparse.Namespace, threshold: float | None) 
 
 def run(args: argparse.Namespace) -> int:
     from ganzoo.api import load, save_model
+    from ganzoo.tasks import AnomalyScorer, require
     from ganzoo.train.data import build_dataset
-    from ganzoo.variant import Task
 
     from .variant import GANomaly, calibrate, evaluate
 
@@ -85,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--calibrate needs --data SPEC (it calibrates on that dataset's val split)")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = load(args.model, device=args.device)
-    if model.task != Task.ANOMALY or not isinstance(model, GANomaly):
-        raise ConfigError(f"{args.model} holds a {model.task} model ({model.name}); `score` needs an anomaly model")
+    model = require(load(args.model, device=args.device), AnomalyScorer, purpose="`ganzoo score`")
+    if not isinstance(model, GANomaly):
+        # Calibration, verdicts and pictures use GANomaly's reconstructions; `ganzoo eval` scores any AnomalyScorer.
+        raise ConfigError(f"`ganzoo score` needs a ganomaly model, {args.model} holds {model.name}")
     if args.calibrate:
         record = calibrate(model, build_dataset(args.data, model, split="val"))
         target = Path(args.save) if args.save else Path(args.model)

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
-from ganzoo import GANVariant, Phase, Stage, StepState, Task
+from ganzoo import GANVariant, Phase, Stage, StepState, Task, TrainInfo
 from ganzoo.config import help
 from ganzoo.data.base import DataError
 from ganzoo.errors import ConfigError
-from ganzoo.losses import get_loss
+from ganzoo.losses import G_REAL, PAIRED, get_loss
 from ganzoo.nn import init_weights
+from ganzoo.variant_config import GANConfig
 
 from .model import Discriminator, Generator, plan
 
 
 @dataclass
-class GANomalyConfig:
+class GANomalyConfig(GANConfig):
+    # D compares each image with its own reconstruction (paired); G's loss is feature matching and never calls
+    # the adversarial loss's ``g``, so any generator-side requirement is met.
+    loss_provides: ClassVar[frozenset[str]] = frozenset({G_REAL, PAIRED})
+
     image_size: int = help("image side in pixels (4 times a power of two: 16, 32, 64 ...)", 32)
     channels: int = help("image channels (3 colour, 1 grayscale)", 3)
     nz: int = help("size of the latent vector z (100 in the paper)", 100)
@@ -35,7 +41,7 @@ class GANomalyConfig:
         "anomaly score: 'latent' = mean (z - z_hat)^2 (GANomaly), 'recon' = mean (x - x_hat)^2 (autoencoder)", "latent"
     )
     loss: str = help(
-        "adversarial loss of the discriminator: standard, lsgan, hinge ... (see `ganzoo info`)", "standard"
+        "adversarial loss of the discriminator: standard, lsgan, hinge, rpgan ... (see docs/losses.md)", "standard"
     )
     reinit_threshold: float = help("re-initialize D when its loss falls below this (the paper's code: 1e-5)", 1e-5)
     reinit_check_every: int = help(
@@ -43,13 +49,11 @@ class GANomalyConfig:
     )
     anomaly_class: int = help("mnist-anomaly: the digit that is the anomaly class (the nine others are normal)", 0)
     calibrate: bool = help("at the end of training, set score normalization and threshold on the val split", True)
-    lr: float = help("Adam learning rate of G and D", 2e-4)
-    beta1: float = help("Adam beta1", 0.5)
-    beta2: float = help("Adam beta2", 0.999)
     batch_size: int = help("batch size (64 in the paper)", 64)
     data: str = help("default data spec when none is given", "shapes-anomaly")
 
     def validate(self) -> None:
+        super().validate()
         try:
             plan(self.image_size)
         except ValueError as e:
@@ -68,14 +72,6 @@ class GANomalyConfig:
             raise ConfigError("score 'latent' needs w_enc > 0 (the second encoder is trained by it); or score=recon")
         if self.anomaly_class < 0:
             raise ConfigError(f"anomaly_class must be a class index >= 0, got {self.anomaly_class}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        from ganzoo.losses import loss_names
-
-        if self.loss not in loss_names():
-            from ganzoo.errors import UnknownNameError
-
-            raise UnknownNameError("loss", self.loss, loss_names())
 
 
 class GANomaly(GANVariant):
@@ -94,6 +90,7 @@ class GANomaly(GANVariant):
     # The paper keeps no weight average; scores come from the trained weights themselves.
     ema_modules = ()
     default_data_spec = "shapes-anomaly"
+    bench_sizes = {"standard": {}, "small": {"batch_size": 16}}
     tiny = {"image_size": 16, "ngf": 4, "ndf": 4, "nz": 8, "batch_size": 4}
 
     def __init__(self, config: GANomalyConfig | None = None):
@@ -105,17 +102,16 @@ class GANomaly(GANVariant):
         # Score normalization and threshold, set by calibrate(); saved as JSON with the model.
         self.calibration: dict[str, Any] | None = None
         self.d_reinits = 0
-        self._d_loss: Tensor | None = None
 
     # ---- training ------------------------------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
         c = self.config
         betas = (c.beta1, c.beta2)
-        g = Phase("g", ("G",), c.lr, betas)
+        g = Phase("g", ("G",), c.lr_g, betas)
         if c.w_adv == 0:
             return [Stage("ae", (g,))]
         # D first, so D's weights are frozen in G's phase (no wasted gradient); the paper's code updates G first.
-        return [Stage("gan", (Phase("d", ("D",), c.lr, betas), g))]
+        return [Stage("gan", (Phase("d", ("D",), c.lr_d, betas), g))]
 
     def data_options(self) -> dict[str, Any]:
         return {"anomaly_class": self.config.anomaly_class}
@@ -137,8 +133,7 @@ class GANomaly(GANVariant):
             real_logits, _ = self.D(real)
             fake_logits, _ = self.D(x_hat.detach())
             # Halved as in the paper's code, so the collapse threshold means the same thing.
-            loss = 0.5 * (self.adv.d_real(real_logits) + self.adv.d_fake(fake_logits))
-            self._d_loss = loss.detach()
+            loss = 0.5 * self.adv.d(real=real_logits, fake=fake_logits)
             return {
                 "loss": loss,
                 "real": real_logits.detach().float().mean(),
@@ -161,16 +156,40 @@ class GANomaly(GANVariant):
             return {"loss": loss, **out}
         raise ValueError(f"unknown phase {phase!r}")
 
-    def on_step_end(self, step: int) -> None:
+    def on_step_end(self, step: int, losses: dict[str, Tensor]) -> None:
         # The paper's code re-initializes D whenever its loss collapses; reading the loss every step would sync the
         # device each step, so it is read every reinit_check_every steps (a collapse persists until the reset).
         c = self.config
-        if self._d_loss is None or step % c.reinit_check_every:
+        d_loss = losses.get("d/loss")
+        if d_loss is None or step % c.reinit_check_every:
             return
-        if float(self._d_loss) < c.reinit_threshold:
+        if float(d_loss) < c.reinit_threshold:
             init_weights(self.D)
             self.d_reinits += 1
-        self._d_loss = None
+
+    def on_train_end(self, info: TrainInfo) -> None:
+        """End calibrated (``calibrate=True``): score normalization and threshold from the val split of the training
+        data, computed with the weights being exported and saved in the model, so ``ganzoo score`` gives verdicts
+        straight away."""
+        if not self.config.calibrate:
+            return
+        from ganzoo.train.data import build_dataset
+
+        try:
+            val = build_dataset(info.data_spec, self, split="val", seed=info.seed)
+            record = calibrate(self, val)
+        except (DataError, ValueError) as e:
+            if info.main:
+                print(f"ganzoo: ganomaly: not calibrated ({e})", file=sys.stderr)
+            return
+        if info.verbose and info.main:
+            f1 = record.get("f1")
+            print(
+                f"ganzoo: calibrated on the val split ({record['n_normal']} normal, {record['n_anomalous']} "
+                f"anomalous): threshold {record['threshold']:.4f}"
+                + (f", F1 {f1:.3f}, AUROC {record['auroc']:.3f}" if f1 else ""),
+                file=sys.stderr,
+            )
 
     # ---- inference -----------------------------------------------------------------------------------------------
     def _prepare(self, images: Tensor) -> Tensor:
@@ -187,13 +206,6 @@ class GANomaly(GANVariant):
             x = x.float().div(127.5).sub(1.0)
         return x.to(self.device, torch.float32)
 
-    @torch.no_grad()
-    def generate(self, image: Tensor | None = None, **_: Any) -> Tensor:
-        """The reconstruction ``G(image)`` in ``[-1, 1]`` of images (uint8 ``0..255`` or floats in ``[-1, 1]``)."""
-        if image is None:
-            raise ConfigError("ganomaly reconstructs images: call generate(image=...)")
-        return self._reconstruct(self._prepare(image))[0]
-
     def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
         if batch is None:
             raise ConfigError("ganomaly's sample grids show reconstructions of real images; pass a batch")
@@ -202,7 +214,8 @@ class GANomaly(GANVariant):
     def sample_images(self, inputs: dict[str, Any]) -> Tensor:
         """Inputs above, their reconstructions below."""
         x = self._prepare(inputs["image"])
-        return torch.cat([x, self.generate(image=x).float()])
+        with torch.no_grad():
+            return torch.cat([x, self._reconstruct(x)[0].float()])
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:

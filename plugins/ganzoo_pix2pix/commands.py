@@ -64,15 +64,17 @@ def configure_translate(p: argparse.ArgumentParser) -> None:
 
 def run_translate(args: argparse.Namespace) -> int:
     from ganzoo.api import load
+    from ganzoo.tasks import Translator, require
     from ganzoo.utils.images import save_image
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = load(args.model, device=args.device)
-    if str(model.task) not in ("paired", "unpaired"):
-        raise ConfigError(f"{model.name} is a {model.task} model; translate needs a paired or unpaired one")
-    if args.direction == "b2a" and str(model.task) == "paired":
-        raise ConfigError(f"{model.name} translates one way (a2b); train it with direction=b2a for the other")
+    model = require(load(args.model, device=args.device), Translator, purpose="ganzoo translate")
+    if args.direction not in model.directions:
+        raise ConfigError(
+            f"{model.name} translates {', '.join(model.directions)} only, not {args.direction}"
+            + ("; train it with direction=b2a for the other way" if args.direction == "b2a" else "")
+        )
     files = _inputs(args.inputs)
     out_dir = Path(args.output)
     aligned = ("left" if args.direction == "a2b" else "right") if args.aligned else None
@@ -85,7 +87,7 @@ def run_translate(args: argparse.Namespace) -> int:
         nonlocal done
         items = groups.pop(key)
         x = torch.stack([t for t, _ in items])
-        y = model.generate(**{"a" if args.direction == "a2b" else "b": x})
+        y = model.translate(x, args.direction)
         for img, (_, name) in zip(y, items):
             save_image(img, out_dir / name)
         done += len(items)
@@ -177,6 +179,7 @@ def register_commands(register: Callable[..., None]) -> None:
         "translate image files or folders with a pix2pix or cyclegan model (PNG out)",
         configure_translate,
         run_translate,
+        tasks=("paired", "unpaired"),
     )
     register(
         "import-reference",
@@ -189,4 +192,5 @@ def register_commands(register: Callable[..., None]) -> None:
         "write a pix2pix/cyclegan model as pytorch-CycleGAN-and-pix2pix .pth files",
         configure_export,
         run_export,
+        tasks=("paired", "unpaired"),
     )

@@ -65,8 +65,9 @@ def _items(model: Any, data: str | None, split: str, n: int) -> dict[str, Tensor
 
 
 def _translate(model: Any, x: Tensor, key: str, chunk: int = 50) -> Tensor:
+    direction = "a2b" if key == "a" else "b2a"
     with torch.no_grad():
-        return torch.cat([model.generate(**{key: x[i : i + chunk]}).float().cpu() for i in range(0, len(x), chunk)])
+        return torch.cat([model.translate(x[i : i + chunk], direction).float().cpu() for i in range(0, len(x), chunk)])
 
 
 def evaluate(model: Any, data: str | None = None, split: str = "test", n: int = 200) -> dict[str, Any]:

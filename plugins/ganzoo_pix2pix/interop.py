@@ -2,10 +2,10 @@
 
 The reference saves one ``.pth`` per network: ``latest_net_G.pth`` and ``latest_net_D.pth`` for pix2pix,
 ``latest_net_G_A.pth``, ``latest_net_G_B.pth``, ``latest_net_D_A.pth``, ``latest_net_D_B.pth`` for CycleGAN (epoch
-numbers replace ``latest`` in older snapshots). ganzoo's networks (``model.py``) have the reference's module tree, so a
-file's keys are our keys: the mapping is the identity. Three historical quirks are smoothed over, as the reference's
-own loader does: a ``module.`` prefix (a network saved while wrapped in DataParallel), InstanceNorm running
-statistics (saved by versions before 2019, which tracked them; they are unused and dropped), and a missing
+numbers replace ``latest`` in older snapshots). ganzoo's networks (``ganzoo.nn.translation``) have the reference's
+module tree, so a file's keys are our keys: the mapping is the identity. Three historical quirks are smoothed over, as
+the reference's own loader does: a ``module.`` prefix (a network saved while wrapped in DataParallel), InstanceNorm
+running statistics (saved by versions before 2019, which tracked them; they are unused and dropped), and a missing
 ``num_batches_tracked`` (files from PyTorch < 0.4; set to 0).
 
 Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only. A pickle that needs code

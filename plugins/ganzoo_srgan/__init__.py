@@ -19,10 +19,12 @@ def ganzoo_register_commands(register):
         "super-resolve images with a trained SR model (tiled, any size), PNG out",
         configure_upscale,
         run_upscale,
+        tasks=("super_resolution",),
     )
     register(
         "sr-eval",
         "PSNR/SSIM (Y channel, shave=scale) of an SR model on HR/LR pairs, beside bicubic",
         configure_sr_eval,
         run_sr_eval,
+        tasks=("super_resolution",),
     )

@@ -20,7 +20,7 @@ from PIL import Image
 from ganzoo.data.base import DataError
 from ganzoo.data.files import image_inputs, image_to_tensor, open_image
 from ganzoo.errors import ConfigError
-from ganzoo.variant import GANVariant, Task
+from ganzoo.tasks import Upscaler, require
 
 
 def pil_to_pm1(im: Image.Image) -> torch.Tensor:
@@ -36,20 +36,20 @@ def pm1_to_pil(img: torch.Tensor) -> Image.Image:
 
 
 def upscale_image(
-    model: GANVariant, im: Image.Image, tile: int = 128, overlap: int | None = None, keep_gray: bool = True
+    model: Upscaler, im: Image.Image, tile: int = 128, overlap: int | None = None, keep_gray: bool = True
 ) -> Image.Image:
     """Super-resolve a PIL image of any size and mode. Grayscale input goes through an RGB model as RGB; with
     ``keep_gray`` the result is turned back to gray, so gray in gives gray out."""
     gray = im.mode in ("L", "LA", "1", "I", "I;16", "F")
-    target = "RGB" if model.channels == 3 else "L"
+    target = "RGB" if getattr(model, "channels", 3) == 3 else "L"
     x = pil_to_pm1(im.convert(target) if im.mode != target else im)
-    out = pm1_to_pil(model.generate(lr=x, tile=tile, overlap=overlap)[0])
+    out = pm1_to_pil(upscaler(model, "upscaling").upscale(x, tile=tile, overlap=overlap)[0])
     return out.convert("L") if gray and keep_gray and out.mode != "L" else out
 
 
-def _check_model(model: GANVariant) -> None:
-    if model.task != Task.SUPER_RESOLUTION:
-        raise ConfigError(f"{model.name} is a {model.task} model; upscale needs a super_resolution model")
+def upscaler(model: Any, purpose: str) -> Upscaler:
+    """``model`` checked against :class:`ganzoo.tasks.Upscaler` (a one-line error otherwise)."""
+    return require(model, Upscaler, purpose=purpose)
 
 
 def _open_any(path: Path) -> Image.Image:
@@ -63,7 +63,7 @@ def _open_any(path: Path) -> Image.Image:
 
 
 def evaluate_sr(
-    model: GANVariant | None,
+    model: Upscaler | None,
     root: str | Path,
     scale: int | None = None,
     tile: int = 128,
@@ -77,10 +77,10 @@ def evaluate_sr(
     from ganzoo.metrics.image import psnr_per_image, ssim_per_image
 
     if model is not None:
-        _check_model(model)
-        if scale is not None and scale != model.config.scale:
-            raise ConfigError(f"--scale {scale} does not match the model's scale {model.config.scale}")
-        scale = model.config.scale
+        sr_model = upscaler(model, "ganzoo sr-eval")
+        if scale is not None and scale != sr_model.scale:
+            raise ConfigError(f"--scale {scale} does not match the model's scale {sr_model.scale}")
+        scale = sr_model.scale
     scale = scale or 4
     pairs = SRPairsDataset(root, scale=scale, crop=0, channels=0)
     refs, bics, outs = [], [], []
@@ -137,8 +137,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     from ganzoo.api import load
 
     _positive_tiling(args)
-    model = load(args.model, device=args.device)
-    _check_model(model)
+    model = upscaler(load(args.model, device=args.device), "ganzoo upscale")
     files = image_inputs(args.inputs)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

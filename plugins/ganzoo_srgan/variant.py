@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -11,7 +11,8 @@ from torch import Tensor
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help
 from ganzoo.errors import ConfigError, UnknownNameError
-from ganzoo.losses import get_loss, loss_names
+from ganzoo.losses import G_REAL, PAIRED, get_loss
+from ganzoo.variant_config import GANConfig
 
 from .model import (
     CONTENT_LOSSES,
@@ -26,7 +27,9 @@ from .model import (
 
 
 @dataclass
-class SRGANConfig:
+class SRGANConfig(GANConfig):
+    loss_provides: ClassVar[frozenset[str]] = frozenset({G_REAL, PAIRED})
+
     scale: int = help("upscaling factor: 2, 4 or 8 (one sub-pixel x2 stage each)", 4)
     image_size: int = help("HR training crop side in pixels (a multiple of scale)", 96)
     channels: int = help("image channels (3 colour, 1 grayscale)", 3)
@@ -42,14 +45,14 @@ class SRGANConfig:
         "path of torchvision's VGG19 weights (else $GANZOO_VGG19_WEIGHTS, then torch hub's cache)", ""
     )
     adv_weight: float = help("weight of the adversarial term in the generator loss", 1e-3)
-    loss: str = help("adversarial loss: standard, minimax, lsgan, hinge, wgan, or a plugin's", "standard")
-    lr: float = help("Adam learning rate of G and D", 1e-4)
+    lr_g: float = help("Adam learning rate of G (both stages)", 1e-4)
+    lr_d: float = help("Adam learning rate of D", 1e-4)
     beta1: float = help("Adam beta1", 0.9)
-    beta2: float = help("Adam beta2", 0.999)
     batch_size: int = help("batch size", 16)
     data: str = help("default data spec when none is given", "shapes-sr")
 
     def validate(self) -> None:
+        super().validate()
         try:
             upscale_steps(self.scale)
         except ValueError as e:
@@ -66,12 +69,10 @@ class SRGANConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.gan and self.pretrain_steps < 1:
             raise ConfigError("pretrain_steps must be >= 1 when the GAN stage follows (gan=true)")
-        if self.lr <= 0 or self.adv_weight < 0:
-            raise ConfigError(f"lr must be > 0 and adv_weight >= 0, got {self.lr}, {self.adv_weight}")
+        if self.adv_weight < 0:
+            raise ConfigError(f"adv_weight must be >= 0, got {self.adv_weight}")
         if self.content_loss not in CONTENT_LOSSES:
             raise UnknownNameError("content loss", self.content_loss, CONTENT_LOSSES)
-        if self.loss not in loss_names():
-            raise UnknownNameError("loss", self.loss, loss_names())
 
 
 class SRGAN(GANVariant):
@@ -87,6 +88,7 @@ class SRGAN(GANVariant):
     }
     ema_modules = ("G",)
     default_data_spec = "shapes-sr"
+    bench_sizes = {"standard": {}, "small": {"image_size": 48, "batch_size": 4}}
     tiny = {
         "image_size": 16,
         "n_feats": 8,
@@ -119,10 +121,10 @@ class SRGAN(GANVariant):
         c = self.config
         betas = (c.beta1, c.beta2)
         if not c.gan:
-            return [Stage("pretrain", (Phase("g_mse", ("G",), c.lr, betas),))]
+            return [Stage("pretrain", (Phase("g_mse", ("G",), c.lr_g, betas),))]
         return [
-            Stage("pretrain", (Phase("g_mse", ("G",), c.lr, betas),), steps=c.pretrain_steps),
-            Stage("gan", (Phase("d", ("D",), c.lr, betas), Phase("g", ("G",), c.lr, betas))),
+            Stage("pretrain", (Phase("g_mse", ("G",), c.lr_g, betas),), steps=c.pretrain_steps),
+            Stage("gan", (Phase("d", ("D",), c.lr_d, betas), Phase("g", ("G",), c.lr_g, betas))),
         ]
 
     def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
@@ -141,19 +143,24 @@ class SRGAN(GANVariant):
             sr = self.G(lr)
             state.cache["sr"] = sr  # reused by G's phase: one generator forward per step
             real, fake = self.D(hr), self.D(sr.detach())
-            loss = self.adv.d_real(real) + self.adv.d_fake(fake)
+            loss = self.adv.d(real=real, fake=fake)
             return {"loss": loss, "real": real.detach().float().mean(), "fake": fake.detach().float().mean()}
         if phase == "g":
             sr = state.cache.pop("sr", None)
             if sr is None:
                 sr = self.G(lr)
             content = self.content(sr, hr)
-            adv = self.adv.g(self.D(sr))
+            adv = self.adv.g(real=self.adv.real_logits_for_g(lambda: self.D(hr)), fake=self.D(sr))
             return {"loss": content + self.config.adv_weight * adv, "content": content.detach(), "adv": adv.detach()}
         raise ValueError(f"unknown phase {phase!r}")
 
+    @property
+    def scale(self) -> int:
+        """The upscaling factor (:class:`ganzoo.tasks.Upscaler`)."""
+        return int(self.config.scale)
+
     @torch.no_grad()
-    def generate(self, lr: Tensor, tile: int = 0, overlap: int | None = None) -> Tensor:
+    def upscale(self, lr: Tensor, tile: int = 0, overlap: int | None = None) -> Tensor:
         """Super-resolve ``lr`` (``B x C x h x w`` or ``C x h x w`` floats in [-1, 1]) to ``scale`` times its size,
         in [-1, 1]. ``tile`` > 0 processes LR tiles of that side with ``overlap`` pixels of context each, so memory
         stays bounded on large images; the default overlap is the generator's receptive radius, which makes the
@@ -176,6 +183,6 @@ class SRGAN(GANVariant):
     def sample_images(self, inputs: dict[str, Any]) -> Tensor:
         """Triplets per input: bicubic upsampling, the model's output, the HR ground truth."""
         lr, hr = inputs["lr"].to(self.device), inputs["hr"].to(self.device)
-        sr = self.generate(lr)
+        sr = self.upscale(lr)
         bic = bicubic_upscale(lr, self.config.scale)
         return torch.stack([bic, sr.float(), hr.float().clamp(-1, 1)], 1).flatten(0, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -11,7 +11,8 @@ from torch import Tensor
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help, require
 from ganzoo.errors import ConfigError
-from ganzoo.losses import check_loss_name, get_loss
+from ganzoo.losses import G_REAL, PAIRED, get_loss
+from ganzoo.variant_config import GANConfig
 
 from .model import MLPDiscriminator, MLPGenerator
 
@@ -23,27 +24,24 @@ ARCHS = {
 
 
 @dataclass
-class VanillaConfig:
+class VanillaConfig(GANConfig):
+    loss_provides: ClassVar[frozenset[str]] = frozenset({G_REAL, PAIRED})
+
     arch: Literal["keras", "pacgan2d"] = help("keras: 28x28 image MLPs; pacgan2d: 2D-point MLPs of PacGAN", "keras")
     nz: int = help("latent size (100 for keras, 2 for pacgan2d)", 100)
     image_size: int = help("image side for the keras arch (0 for 2D points)", 28)
     channels: int = help("image channels for the keras arch", 1)
-    loss: str = help("adversarial loss: standard, minimax, lsgan, hinge, wgan, or a plugin's", "standard")
     pack: int = help("PacGAN packing degree: D judges this many samples at once (1 = off)", 1)
-    lr_g: float = help("Adam learning rate of G", 2e-4)
-    lr_d: float = help("Adam learning rate of D", 2e-4)
-    beta1: float = help("Adam beta1", 0.5)
-    beta2: float = help("Adam beta2", 0.999)
     batch_size: int = help("batch size", 64)
     data: str = help("default data spec when none is given", "shapes")
 
     def validate(self) -> None:
-        require(self, at_least_1=("nz", "pack", "batch_size", "channels"), positive=("lr_g", "lr_d"))
+        super().validate()
+        require(self, at_least_1=("nz", "pack", "batch_size", "channels"))
         if self.arch == "keras" and self.image_size < 1:
             raise ConfigError("image_size must be >= 1 for the keras arch")
         if self.batch_size % self.pack:
             raise ConfigError(f"batch_size {self.batch_size} must be divisible by pack {self.pack}")
-        check_loss_name(self.loss)
 
 
 # PROTOCOLS.md section 1: PacGAN's 2D nets, Adam 1e-4, batch 100.
@@ -57,6 +55,7 @@ class VanillaGAN(GANVariant):
     task = Task.UNCONDITIONAL
     Config = VanillaConfig
     channels_last = False
+    bench_sizes = {"standard": {"batch_size": 64}, "small": {"batch_size": 16}}
     tiny = {"nz": 16, "batch_size": 4}
     tags = {
         "mnist": {"data": "mnist"},
@@ -97,7 +96,7 @@ class VanillaGAN(GANVariant):
             fake = self.G(torch.randn(real.shape[0], self.config.nz, device=real.device))
             state.cache["fake"] = fake  # reused by G's phase
             real_logits, fake_logits = self.D(real), self.D(fake.detach())
-            loss = self.adv.d_real(real_logits) + self.adv.d_fake(fake_logits)
+            loss = self.adv.d(real=real_logits, fake=fake_logits)
             return {
                 "loss": loss,
                 "real": real_logits.detach().float().mean(),
@@ -107,12 +106,14 @@ class VanillaGAN(GANVariant):
             fake = state.cache.pop("fake", None)
             if fake is None:
                 fake = self.G(torch.randn(real.shape[0], self.config.nz, device=real.device))
-            return {"loss": self.adv.g(self.D(fake))}
+            real_logits = self.adv.real_logits_for_g(lambda: self.D(real))
+            return {"loss": self.adv.g(real=real_logits, fake=self.D(fake))}
         raise ValueError(f"unknown phase {phase!r}")
 
     @torch.no_grad()
-    def generate(self, z: Tensor | None = None, n: int | None = None, seed: int | None = None) -> Tensor:
-        """Samples (images in [-1, 1], or (N, 2) points) from ``z`` or ``n`` fresh draws."""
+    def generate(self, n: int | None = None, *, z: Tensor | None = None, seed: int | None = None) -> Tensor:
+        """Samples (images in [-1, 1], or (N, 2) points) from ``z`` or ``n`` fresh draws (64 by default), as
+        :class:`ganzoo.tasks.NoiseGenerator` specifies."""
         if z is None:
             gen = torch.Generator().manual_seed(seed) if seed is not None else None
             z = torch.randn(n or 64, self.config.nz, generator=gen)

@@ -1,12 +1,13 @@
-"""Image-to-image networks shared by Pix2Pix and CycleGAN: U-Net and ResNet generators, PatchGAN and pixel
-discriminators.
+"""Image-to-image networks: the U-Net generator (Isola et al. 2017), the ResNet generator (Johnson et al. 2016, as
+used by Zhu et al. 2017), the PatchGAN and 1x1 "pixel" discriminators, by the architecture names of the authors'
+reference implementation (``unet_256``, ``resnet_9blocks``, ``basic``, ``n_layers``, ``pixel``).
 
-The module trees are laid out so that ``state_dict()`` keys are exactly those of the reference implementation
-(junyanz/pytorch-CycleGAN-and-pix2pix, ``models/networks.py``) for the same architecture name: every layer sits at
+The module trees are laid out so that ``state_dict()`` keys are exactly those of that reference implementation
+(github.com/junyanz, ``models/networks.py``) for the same architecture name: every layer sits at
 the index the reference gives it inside an ``nn.Sequential`` called ``model`` (``net`` for the pixel
 discriminator), parameter-free layers (padding, activations, dropout) included, and the U-Net nests one
 ``model`` attribute per level (``model.model.1.model.3.model...``). Reference checkpoints therefore load with the
-identity key mapping (see ``interop.py``).
+identity key mapping.
 """
 
 from __future__ import annotations
@@ -16,13 +17,35 @@ import re
 import torch
 from torch import Tensor, nn
 
-from ganzoo.nn import Conv2d, ConvTranspose2d, InstanceNorm2d, dense_grad, init_weights
+from .blocks import init_weights
+from .fast import Conv2d, ConvTranspose2d, InstanceNorm2d, dense_grad
+
+__all__ = [
+    "DISCRIMINATORS",
+    "GENERATORS_HELP",
+    "NORMS",
+    "NLayerDiscriminator",
+    "PixelDiscriminator",
+    "ResnetBlock",
+    "ResnetGenerator",
+    "UnetBlock",
+    "UnetGenerator",
+    "build_discriminator",
+    "build_generator",
+    "conv_bias",
+    "generator_stride",
+    "make_norm",
+    "parse_generator",
+]
 
 NORMS = ("batch", "instance", "none")
+"""The normalisations :func:`make_norm` builds."""
 GENERATORS_HELP = (
     "unet_256, unet_128, unet_64, unet_32 (U-Net of log2(N) downsamplings), resnet_9blocks, resnet_6blocks"
 )
+"""The generator architecture names, for help texts and error messages."""
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
+"""The discriminator architecture names :func:`build_discriminator` knows."""
 
 _UNET = re.compile(r"unet_(\d+)$")
 _RESNET = re.compile(r"resnet_(\d+)blocks$")
@@ -30,7 +53,13 @@ _RESNET = re.compile(r"resnet_(\d+)blocks$")
 
 def make_norm(kind: str, channels: int) -> nn.Module:
     """The normalisation layer the reference uses: BatchNorm with affine and running stats; InstanceNorm without
-    either (the reference's current setting); ``none`` is an identity that keeps layer indices (and so key names)."""
+    either (the reference's current setting); ``none`` is an identity that keeps layer indices (and so key names).
+
+    :param kind: ``batch``, ``instance`` or ``none`` (:data:`NORMS`).
+    :param channels: channels of the normalised feature map.
+    :returns: the layer.
+    :raises ValueError: for an unknown ``kind``.
+    """
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
@@ -41,6 +70,11 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 
 def conv_bias(norm: str) -> bool:
+    """Whether a convolution followed by the ``norm`` layer has a bias, as the reference decides.
+
+    :param norm: ``batch``, ``instance`` or ``none``.
+    :returns: ``True`` for ``instance`` only.
+    """
     # A conv followed by BatchNorm has its bias cancelled by the mean subtraction; InstanceNorm without affine
     # leaves the network no other offset, hence a bias. The reference decides the same way (and also drops the bias
     # with norm "none", which we follow to keep its key names).
@@ -137,8 +171,8 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """CycleGAN's generator: 7x7 stem, two stride-2 downsamplings, ``n_blocks`` residual blocks at 4ngf, two
-    fractionally strided upsamplings, 7x7 head with tanh; reflection padding throughout."""
+    """The ResNet generator of Zhu et al. 2017: 7x7 stem, two stride-2 downsamplings, ``n_blocks`` residual blocks
+    at 4ngf, two fractionally strided upsamplings, 7x7 head with tanh; reflection padding throughout."""
 
     def __init__(
         self,
@@ -211,7 +245,13 @@ class PixelDiscriminator(nn.Module):
 
 
 def parse_generator(name: str) -> tuple[str, int]:
-    """``"unet_256"`` -> ``("unet", 8)`` (downsamplings); ``"resnet_9blocks"`` -> ``("resnet", 9)`` (blocks)."""
+    """Split a generator architecture name into its kind and size.
+
+    :param name: ``unet_N`` (N a power of two >= 32) or ``resnet_Nblocks``.
+    :returns: ``("unet", downsamplings)`` (``"unet_256"`` -> ``("unet", 8)``) or ``("resnet", blocks)``
+        (``"resnet_9blocks"`` -> ``("resnet", 9)``).
+    :raises ValueError: for a name of neither form, naming the valid ones.
+    """
     m = _UNET.match(name)
     if m:
         size = int(m.group(1))
@@ -227,7 +267,12 @@ def parse_generator(name: str) -> tuple[str, int]:
 
 
 def generator_stride(name: str) -> int:
-    """Input sides must be multiples of this (the U-Net halves the image ``num_downs`` times, the ResNet twice)."""
+    """The multiple every input side must be (the U-Net halves the image ``num_downs`` times, the ResNet twice).
+
+    :param name: a generator architecture name (see :func:`parse_generator`).
+    :returns: ``2 ** num_downs`` for a U-Net, 4 for a ResNet generator.
+    :raises ValueError: for an unknown name.
+    """
     kind, n = parse_generator(name)
     return 2**n if kind == "unet" else 4
 
@@ -242,7 +287,20 @@ def build_generator(
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> nn.Module:
-    """A generator by its reference architecture name, initialised as the reference does."""
+    """A generator by its reference architecture name, initialised as the reference does.
+
+    :param name: ``unet_256``, ``unet_128`` ... (:class:`UnetGenerator`) or ``resnet_9blocks``, ``resnet_6blocks`` ...
+        (:class:`ResnetGenerator`).
+    :param in_channels: channels of the input images.
+    :param out_channels: channels of the output images.
+    :param ngf: width (channels of the first layer).
+    :param norm: ``batch``, ``instance`` or ``none``.
+    :param dropout: dropout 0.5 in the U-Net decoder's inner levels / inside the residual blocks.
+    :param init: ``normal``, ``xavier``, ``kaiming`` or ``orthogonal`` (see :func:`ganzoo.nn.init_weights`).
+    :param init_gain: std of the normal init, gain of xavier/orthogonal.
+    :returns: the initialised network; it has a ``stride`` attribute (see :func:`generator_stride`).
+    :raises ValueError: for an unknown name, norm or init.
+    """
     kind, n = parse_generator(name)
     if kind == "unet":
         net: nn.Module = UnetGenerator(in_channels, out_channels, n, ngf, norm, dropout)
@@ -260,8 +318,19 @@ def build_discriminator(
     init: str = "normal",
     init_gain: float = 0.02,
 ) -> nn.Module:
-    """A discriminator by its reference name: ``basic`` (70x70 PatchGAN), ``n_layers`` (PatchGAN of ``n_layers``),
-    ``pixel`` (1x1)."""
+    """A discriminator by its reference architecture name, initialised as the reference does.
+
+    :param name: ``basic`` (70x70 PatchGAN), ``n_layers`` (PatchGAN of ``n_layers``) or ``pixel`` (1x1)
+        (:data:`DISCRIMINATORS`).
+    :param in_channels: channels of the judged input (both images stacked for a conditional discriminator).
+    :param ndf: width (channels of the first layer).
+    :param n_layers: stride-2 layers of the ``n_layers`` PatchGAN (ignored by the others).
+    :param norm: ``batch``, ``instance`` or ``none``.
+    :param init: ``normal``, ``xavier``, ``kaiming`` or ``orthogonal`` (see :func:`ganzoo.nn.init_weights`).
+    :param init_gain: std of the normal init, gain of xavier/orthogonal.
+    :returns: the initialised network, whose output is a one-channel map of logits.
+    :raises ValueError: for an unknown name, norm or init.
+    """
     if name == "basic":
         net: nn.Module = NLayerDiscriminator(in_channels, ndf, 3, norm)
     elif name == "n_layers":
@@ -271,21 +340,3 @@ def build_discriminator(
     else:
         raise ValueError(f"unknown discriminator {name!r}; valid: {', '.join(DISCRIMINATORS)}")
     return init_weights(net, init, init_gain)
-
-
-def run_padded(net: nn.Module, x: Tensor, stride: int) -> Tensor:
-    """``net(x)`` for any image size: pad bottom and right to a multiple of ``stride`` (reflection where the image is
-    big enough, else edge replication), then crop the output back to the input's size."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
-    return net(x)[..., :h, :w]
-
-
-def as_pm1(x: Tensor) -> Tensor:
-    """Images as ``[-1, 1]`` floats: uint8 ``0..255`` is converted, floats are taken as already in range."""
-    if x.dtype == torch.uint8:
-        return x.float().div(127.5).sub(1.0)
-    return x.float() if not x.is_floating_point() else x

@@ -1,6 +1,8 @@
 """Plain-PyTorch training steps, written the straightforward way the reference implementations do it (eager fp32,
 contiguous tensors, default Adam, the generator's forward reused, D on detached fakes), over the *same* networks as
-ganzoo's variant (deep copies), so the measured ratio is what ganzoo's training machinery buys.
+ganzoo's variant (deep copies), so the measured ratio is what ganzoo's training machinery buys. They reach into the
+variants' networks by attribute (``G``, ``D``, ``G_A`` ...), which is why they live here, beside the speed suite, and
+not in the core.
 
 - DCGAN: pytorch/examples ``dcgan/main.py`` (BCE; D's weight gradients are computed in G's step too, as there).
 - pix2pix: pytorch-CycleGAN-and-pix2pix ``Pix2PixModel.optimize_parameters`` (D frozen in G's step).
@@ -9,13 +11,28 @@ ganzoo's variant (deep copies), so the measured ratio is what ganzoo's training 
 
 from __future__ import annotations
 
+import copy
 import random
+import statistics
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bench import deepcopy_fp32
+from ganzoo.bench import median_ms, prepare
+
+
+def deepcopy_fp32(module: torch.nn.Module) -> torch.nn.Module:
+    """A contiguous fp32 copy for the plain-PyTorch baselines. Layers that ganzoo computes its own way declare the
+    torch layer they replace (``reference_class``, same parameters and keys) and are turned back into it, so the
+    baseline runs the reference's layers."""
+    copied = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format)
+    for m in copied.modules():
+        ref = getattr(type(m), "reference_class", None)
+        if ref is not None:
+            m.__class__ = ref
+    return copied
 
 
 def _adam(params, lr=2e-4):
@@ -137,3 +154,39 @@ BASELINES = {"dcgan": DCGANBaseline, "pix2pix": Pix2PixBaseline, "cyclegan": Cyc
 
 def param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def baseline_ratio(name: str, size: str = "standard", device: str = "cpu", rounds: int = 5) -> dict[str, Any]:
+    """ganzoo's default step against the plain-PyTorch loop of :data:`BASELINES` on the same networks, timed in
+    alternating rounds in one process so both see the same machine state; a row of ``ganzoo.bench.ratio_table``."""
+    trainer, batch = prepare(name, size, device)
+    ref = BASELINES[name](trainer.variant, batch)
+    params = {m: param_count(getattr(ref, m)) for m in ("G", "D", "G_A", "G_B", "D_A", "D_B") if hasattr(ref, m)}
+    for m, n in params.items():
+        if param_count(getattr(trainer.variant, m)) != n:
+            raise AssertionError(
+                f"baseline {m} has {n} parameters, ganzoo's {param_count(getattr(trainer.variant, m))}"
+            )
+    dev = trainer.device
+    for _ in range(2):
+        trainer.train_step(batch)
+        ref.step()
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(rounds):
+        theirs += median_ms(ref.step, dev, 1, 0)
+        ours += median_ms(lambda: trainer.train_step(batch), dev, 1, 0)
+    b, o = statistics.median(theirs), statistics.median(ours)
+    return {
+        "name": name,
+        "size": size,
+        "device": str(dev),
+        "batch_size": trainer.batch_size,
+        "ganzoo_precision": str(trainer.dtype).replace("torch.", ""),
+        "ganzoo_channels_last": trainer.channels_last,
+        "baseline_ms": b,
+        "ganzoo_ms": o,
+        "speedup": b / o,
+        "params": params,
+        "rounds": rounds,
+    }

@@ -1,0 +1,24 @@
+"""Learning-rate schedules: pure functions of the step, so that a checkpoint needs no scheduler state and a resumed
+run follows the same rates (a variant's ``lr_factor`` returns one of them)."""
+
+from __future__ import annotations
+
+__all__ = ["linear_decay"]
+
+
+def linear_decay(step: int, total: int, start: int = -1, length: int = 0) -> float:
+    """The ``linear`` policy of Isola et al.'s and Zhu et al.'s reference implementation (``n_epochs`` at the full
+    rate, then ``n_epochs_decay`` linearly towards 0), counted in steps.
+
+    Fix ``start`` and ``length`` when a run may be resumed with a different total: the defaults follow ``total``.
+
+    :param step: the 0-based training step.
+    :param total: the run's total steps.
+    :param start: the first step of the decay; -1 means half of ``total``.
+    :param length: steps of the decay; 0 means until ``total``.
+    :returns: the factor of the base learning rate: 1 before ``start``, from there
+        ``1 - (step + 1 - start) / (length + 1)``, never below 0.
+    """
+    start = start if start >= 0 else total // 2
+    length = length if length > 0 else max(total - start, 1)
+    return max(0.0, 1.0 - max(0, step + 1 - start) / (length + 1))

@@ -1,0 +1,121 @@
+"""Config base classes of the variants: the fields every GAN repeats, and those the image translators share.
+
+A variant's ``Config`` dataclass inherits :class:`GANConfig` (or :class:`TranslationConfig`), redeclares a field to
+change its paper default, adds its own fields and extends :meth:`GANConfig.validate` (calling ``super().validate()``).
+The class variable :attr:`GANConfig.loss_provides` declares what the variant gives an adversarial loss (names from
+:data:`ganzoo.losses.REQUIREMENTS`), so ``validate()`` refuses, by name, a loss the variant cannot train with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from . import registry
+from .config import help
+from .errors import ConfigError, UnknownNameError
+from .losses import check_loss
+from .nn import DISCRIMINATORS, GENERATORS_HELP, INITS, NORMS, generator_stride
+
+
+def _variant_of(config_cls: type) -> str:
+    # For messages only: the registered variant whose Config this is.
+    for spec in registry.variants().values():
+        if spec.cls.Config is config_cls:
+            return spec.name
+    return "this variant"
+
+
+@dataclass
+class GANConfig:
+    """The adversarial loss and the Adam settings of G and D, with their checks."""
+
+    #: What the variant provides to a loss (:data:`ganzoo.losses.REQUIREMENTS`); a loss requiring more is refused.
+    loss_provides: ClassVar[frozenset[str]] = frozenset()
+
+    loss: str = help("adversarial loss: standard, minimax, lsgan, hinge, wgan, rpgan, ragan, or a plugin's", "standard")
+    lr_g: float = help("Adam learning rate of the generator(s)", 2e-4)
+    lr_d: float = help("Adam learning rate of the discriminator(s)", 2e-4)
+    beta1: float = help("Adam beta1", 0.5)
+    beta2: float = help("Adam beta2", 0.999)
+
+    def validate(self) -> None:
+        """Learning rates positive and finite, betas in [0, 1), the loss registered and usable by the variant.
+
+        :raises ganzoo.ConfigError: a value out of range, or a loss needing what the variant does not provide.
+        :raises ganzoo.UnknownNameError: an unregistered loss name.
+        """
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {value}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {value}")
+        check_loss(self.loss, self.loss_provides, _variant_of(type(self)))
+
+
+@dataclass
+class TranslationConfig(GANConfig):
+    """The fields paired and unpaired image translators share (the networks of the pix2pix/CycleGAN reference
+    implementation in :mod:`ganzoo.nn.translation`, Adam, a linear learning-rate decay, random jitter); each
+    variant's config adds its losses and redeclares defaults where its paper differs."""
+
+    image_size: int = help("training image side in pixels (a multiple of the generator's stride)", 256)
+    channels: int = help("image channels of both sides (3 colour, 1 grayscale)", 3)
+    netG: str = help(f"generator: {GENERATORS_HELP}", "unet_256")
+    netD: str = help("discriminator: basic (70x70 PatchGAN), n_layers (PatchGAN of n_layers_D), pixel (1x1)", "basic")
+    n_layers_D: int = help("stride-2 layers of the n_layers discriminator", 3)
+    ngf: int = help("generator width (channels of its first layer)", 64)
+    ndf: int = help("discriminator width (channels of its first layer)", 64)
+    norm: str = help("normalisation: batch, instance or none", "batch")
+    dropout: bool = help("dropout 0.5 in the U-Net decoder / ResNet blocks (the paper's only noise source)", True)
+    init_type: str = help("weight init: normal, xavier, kaiming, orthogonal", "normal")
+    init_gain: float = help("std of the normal init (gain of xavier/orthogonal)", 0.02)
+    batch_size: int = help("batch size (1 in the paper)", 1)
+    decay_start: int = help("step where the linear lr decay begins; -1 = half of the training steps", -1)
+    decay_steps: int = help("steps of the linear decay to 0; 0 = until the end of training", 0)
+    jitter: bool = help("random jitter: resize to load_size, random crop back to image_size (train split)", True)
+    load_size: int = help("side before the random crop; 0 = image_size * 286/256 (286 for 256)", 0)
+    flip: bool = help("random horizontal mirroring (train split)", True)
+    data: str = help("default data spec when none is given", "shapes-pairs")
+
+    @property
+    def generator(self) -> str:
+        """The generator architecture ``netG`` stands for (a config may resolve an alias such as ``auto``)."""
+        return self.netG
+
+    def validate(self) -> None:
+        """The shared checks of :class:`GANConfig`, then the networks, sizes and schedule.
+
+        :raises ganzoo.ConfigError: a value out of range.
+        :raises ganzoo.UnknownNameError: an unknown network, norm, init or loss name.
+        """
+        super().validate()
+        try:
+            stride = generator_stride(self.generator)
+        except ValueError as e:
+            raise ConfigError(f"netG: {e}") from None
+        if self.netD not in DISCRIMINATORS:
+            raise UnknownNameError("discriminator (netD)", self.netD, DISCRIMINATORS)
+        if self.norm not in NORMS:
+            raise UnknownNameError("norm", self.norm, NORMS)
+        if self.init_type not in INITS:
+            raise UnknownNameError("init_type", self.init_type, INITS)
+        if self.image_size < 16 or self.image_size % stride:
+            raise ConfigError(
+                f"image_size {self.image_size} must be >= 16 and a multiple of {stride} for netG={self.generator}"
+            )
+        if self.load_size and self.load_size < self.image_size:
+            raise ConfigError(f"load_size {self.load_size} must be 0 or >= image_size {self.image_size}")
+        for name in ("channels", "ngf", "ndf", "n_layers_D", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
+        if self.decay_start < -1 or self.decay_steps < 0:
+            raise ConfigError(
+                f"decay_start must be >= -1 and decay_steps >= 0, got {self.decay_start}, {self.decay_steps}"
+            )
