@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench quality clean
+.PHONY: setup demo test lint docs bench quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,8 +27,12 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n 2 tests
 
+# The documentation site (mkdocs.yml) into site/; --strict turns broken links and malformed docstrings into errors.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
+
 bench: $(STAMP)
-	$(BIN)/ganzoo bench --out benchmarks/results
+	$(BIN)/python -m benchmarks.speed --out benchmarks/results
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-json benchmarks/results/pytest-benchmark.json
 
 # The PROTOCOLS.md experiments at the CPU budget (about an hour on 2 cores); tables land in docs/benchmarks/.
@@ -36,4 +40,4 @@ quality: $(STAMP)
 	$(BIN)/python -m benchmarks.quality --budget small --seeds 2 --out docs/benchmarks
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ganzoo import GANVariant, Phase, Stage, Task, hookimpl
 from ganzoo.config import help
-from ganzoo.losses import get_loss
+from ganzoo.losses import G_REAL, PAIRED, get_loss
+from ganzoo.variant_config import GANConfig
 
 
 @dataclass
-class ToyConfig:
+class ToyConfig(GANConfig):
+    # What loss() below gives an adversarial loss: D's real logits in G's phase, real and fake logits of one shape.
+    loss_provides: ClassVar[frozenset[str]] = frozenset({G_REAL, PAIRED})
+
     image_size: int = help("image side (fixed at 32 by the architecture)", 32)
     channels: int = help("image channels", 3)
     nz: int = help("latent size", 64)
     width: int = help("channels of the widest layer", 64)
-    loss: str = help("adversarial loss (any registered name)", "hinge")
-    lr: float = help("Adam learning rate of G and D", 2e-4)
+    loss: str = help("adversarial loss (any registered name; see docs/losses.md)", "hinge")
     batch_size: int = help("batch size", 64)
 
 
@@ -47,19 +51,22 @@ class ToyGAN(GANVariant):
         )
 
     def stages(self):
-        lr = self.config.lr
-        return [Stage("gan", (Phase("d", ("D",), lr), Phase("g", ("G",), lr)))]
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return [Stage("gan", (Phase("d", ("D",), c.lr_d, betas), Phase("g", ("G",), c.lr_g, betas)))]
 
     def loss(self, phase, batch, state):
         real = batch["image"]
         if phase == "d":
             fake = self.G(torch.randn(real.shape[0], self.config.nz, 1, 1, device=real.device))
             state.cache["fake"] = fake  # the G phase reuses this forward
-            return {"loss": self.adv.d(self.D(real), self.D(fake.detach()))}
-        return {"loss": self.adv.g(self.D(state.cache.pop("fake")))}
+            return {"loss": self.adv.d(real=self.D(real), fake=self.D(fake.detach()))}
+        # real= is None unless the loss declares that it needs D's real logits here (relativistic losses).
+        real_logits = self.adv.real_logits_for_g(lambda: self.D(real))
+        return {"loss": self.adv.g(real=real_logits, fake=self.D(state.cache.pop("fake")))}
 
     @torch.no_grad()
-    def generate(self, z=None, n=None, seed=None):
+    def generate(self, n=None, *, z=None, seed=None):  # the protocol of the task: ganzoo.tasks.NoiseGenerator
         if z is None:
             gen = torch.Generator().manual_seed(seed) if seed is not None else None
             z = torch.randn(n or 64, self.config.nz, 1, 1, generator=gen)
