@@ -51,10 +51,13 @@ def ganzoo_register_datasets(register: Callable[..., None]) -> None:
 
 @hookspec
 def ganzoo_register_metrics(register: Callable[..., None]) -> None:
-    """Register metrics and feature extractors.
+    """Register metrics: callables that compare images, samples or scores (``ganzoo metrics NAME A B``, and the
+    building blocks of evaluators).
 
-    :param register: call ``register(name, metric, tasks=(...), help="...")``; ``metric`` is a callable whose
-        signature the metric's documentation gives.
+    :param register: call ``register(name, metric, kind=..., tasks=(...), help="...")``; ``kind`` (required) is a
+        :class:`ganzoo.registry.MetricKind` or its value (``"paired"``, ``"distribution"``, ``"points"``,
+        ``"scores"``, ``"retrieval"``) and fixes the calling convention ``metric`` follows; a metric registered
+        without a valid kind disables its plugin.
     """
 
 

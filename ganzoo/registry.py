@@ -8,6 +8,7 @@ where a missing name went), never a silent fallback.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import fnmatch
 import re
 import threading
@@ -55,6 +56,47 @@ class Entry:
     tasks: tuple[str, ...] = ()
     help: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class MetricKind(str, enum.Enum):
+    """The calling convention of a registered metric: what its callable takes and returns. Images are uint8
+    (or 0..255 float) tensors; ``ganzoo metrics NAME A B`` computes every metric whose kind
+    :attr:`compares_image_sets`."""
+
+    PAIRED = "paired"
+    """``fn(pred: list[Tensor], ref: list[Tensor], *, y_channel=False, shave=0) -> dict[str, float | list]``:
+    ``C x H x W`` images paired by position (sizes may differ between pairs); the mean under the metric's name and
+    the per-image values under ``"per_image"``."""
+    DISTRIBUTION = "distribution"
+    """``fn(a: Iterable[Tensor], b: Iterable[Tensor], *, device="cpu", **options) -> dict[str, float]``: ``a`` and
+    ``b`` yield ``B x C x H x W`` batches, ``a`` being the real/reference set; ``log`` (``str -> None``) receives
+    progress lines; options such as ``weights``/``resize`` (Inception) or ``domain``/``image_size``/``channels``/
+    ``min_accuracy`` (domain classifier)."""
+    POINTS = "points"
+    """``fn(samples: Tensor (N, 2), *, data="ring8" | "grid25" | centres=Tensor, std=float) -> dict``."""
+    SCORES = "scores"
+    """``fn(scores: Tensor (N,), labels: Tensor (N,)) -> float``; label 1 = positive (anomalous), higher score =
+    more positive."""
+    RETRIEVAL = "retrieval"
+    """``fn(image_feats, text_feats, true_index=None, candidates=100, generator=None) -> float``."""
+
+    @property
+    def compares_image_sets(self) -> bool:
+        """Whether ``ganzoo metrics NAME A B`` can compute it between two image folders or data sets."""
+        return self in (MetricKind.PAIRED, MetricKind.DISTRIBUTION)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class MetricEntry(Entry):
+    """A registered metric: an :class:`Entry` whose ``obj`` follows the calling convention ``kind``.
+
+    :param kind: the :class:`MetricKind` of ``obj``.
+    """
+
+    kind: MetricKind = field(kw_only=True)
 
 
 _lock = threading.RLock()
@@ -188,6 +230,20 @@ def _make_entry(plugin: str, name: str, obj: Any, tasks: Any = (), help: str = "
     return name, Entry(name, obj, plugin, _tasks(tasks), help, extra)
 
 
+def _make_metric(
+    plugin: str, name: str, metric: Any, kind: Any = None, tasks: Any = (), help: str = ""
+) -> tuple[str, MetricEntry]:
+    try:
+        kind = MetricKind(kind)
+    except ValueError:
+        valid = ", ".join(k.value for k in MetricKind)
+        raise PluginError(f"metric {name!r} has kind {kind!r}; register it with kind= one of: {valid}") from None
+    if not callable(metric):
+        raise PluginError(f"metric {name!r} is not callable: {metric!r}")
+    name, entry = _make_entry(plugin, name, metric, tasks, help)
+    return name, MetricEntry(entry.name, entry.obj, entry.plugin, entry.tasks, entry.help, kind=kind)
+
+
 def _make_command(
     plugin: str, name: str, help: str, configure: Callable, run: Callable, tasks: Any = ()
 ) -> tuple[str, Entry]:
@@ -221,7 +277,7 @@ _KINDS: dict[str, tuple[str, Callable[..., tuple[str, Any]]]] = {
     "ganzoo_register_variants": ("variant", _make_variant),
     "ganzoo_register_losses": ("loss", _make_entry),
     "ganzoo_register_datasets": ("dataset", _make_entry),
-    "ganzoo_register_metrics": ("metric", _make_entry),
+    "ganzoo_register_metrics": ("metric", _make_metric),
     "ganzoo_register_commands": ("command", _make_command),
     "ganzoo_register_downloads": ("download", _make_download),
     "ganzoo_register_evaluators": ("evaluator", _make_evaluator),
@@ -243,8 +299,8 @@ def datasets() -> dict[str, Entry]:
     return _collect("ganzoo_register_datasets")
 
 
-def metrics() -> dict[str, Entry]:
-    """:returns: name -> :class:`Entry` of every registered metric."""
+def metrics() -> dict[str, MetricEntry]:
+    """:returns: name -> :class:`MetricEntry` of every registered metric (with its :class:`MetricKind`)."""
     return _collect("ganzoo_register_metrics")
 
 

@@ -26,6 +26,7 @@ from ganzoo.metrics import domain as dom
 from ganzoo.metrics.evaluate import evaluate, metrics_path
 from ganzoo.metrics.image import psnr
 from ganzoo.plugins import register_plugin, unregister_plugin
+from ganzoo.registry import MetricKind
 
 BUILTIN_METRICS = [
     "psnr",
@@ -412,11 +413,45 @@ def test_evaluators_registered_per_task() -> None:
 # ---- the registry and `ganzoo metrics` -------------------------------------------------------------------------------
 
 
+class _UntypedMetric:
+    @ganzoo.hookimpl
+    def ganzoo_register_metrics(self, register):
+        register("typed-ok", lambda s, y: 0.5, kind="scores", tasks=("anomaly",), help="fine on its own")
+        register("no-kind", lambda a, b: 0.0, tasks=("paired",), help="no calling convention")
+
+
+class _TypedMetric:
+    @ganzoo.hookimpl
+    def ganzoo_register_metrics(self, register):
+        register("typed-ok", lambda s, y: 0.5, kind=MetricKind.SCORES, tasks=("anomaly",), help="typed")
+
+
+def test_metric_kinds_are_typed_and_a_metric_without_one_disables_its_plugin() -> None:
+    register_plugin(_UntypedMetric(), "untyped-metric")
+    try:
+        with pytest.warns(UserWarning, match="metric 'no-kind' has kind None; register it with kind= one of: paired"):
+            table = registry.metrics()
+        assert "no-kind" not in table and "typed-ok" not in table and "psnr" in table
+    finally:
+        unregister_plugin("untyped-metric")
+    register_plugin(_TypedMetric(), "typed-metric")
+    try:
+        entry = registry.get("metric", "typed-ok")
+        assert entry.kind is MetricKind.SCORES and not entry.kind.compares_image_sets
+        assert entry.obj(torch.zeros(2), torch.ones(2)) == 0.5
+        assert main(["metrics", "typed-ok", "a", "b"]) == 2  # not a metric of two image sets
+    finally:
+        unregister_plugin("typed-metric")
+    assert [k.value for k in MetricKind if k.compares_image_sets] == ["paired", "distribution"]
+    assert registry.get("metric", "psnr").kind is MetricKind.PAIRED
+    assert registry.get("metric", "fid").kind is MetricKind.DISTRIBUTION
+
+
 def test_builtin_metrics_registered() -> None:
     table = registry.metrics()
     for name in BUILTIN_METRICS:
         assert name in table, name
-        assert callable(table[name].obj) and table[name].extra["kind"] and table[name].help
+        assert callable(table[name].obj) and isinstance(table[name].kind, MetricKind) and table[name].help
     assert registry.get("metric", "auroc").obj(torch.tensor([0.1, 0.9]), torch.tensor([0, 1])) == 1.0
     out = registry.get("metric", "modes-2d").obj(_PerfectRing().generate(500), data="ring8")
     assert out["modes"] == 8

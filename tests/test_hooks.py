@@ -59,7 +59,9 @@ class Extension:
 
     @hookimpl
     def ganzoo_register_metrics(self, register):
-        register("mean-abs", lambda a, b: (a - b).abs().mean().item(), tasks=("paired",), help="mean |a - b|")
+        register(
+            "mean-abs", lambda a, b: (a - b).abs().mean().item(), kind="scores", tasks=("anomaly",), help="mean |a - b|"
+        )
 
     @hookimpl
     def ganzoo_register_commands(self, register):

@@ -1,27 +1,8 @@
 """The built-in metrics, registered through ``ganzoo_register_metrics``, so ``registry.get("metric", "psnr")`` works.
 
-Every registered metric is an :class:`ganzoo.registry.Entry` whose ``obj`` is a callable and whose
-``extra["kind"]`` says which calling convention it follows:
-
-``paired``
-    ``fn(pred: list[Tensor], ref: list[Tensor], *, y_channel=False, shave=0) -> dict[str, float | list]``;
-    images are uint8 (or 0..255 float) ``C x H x W`` tensors, paired by position, sizes may differ between pairs.
-    Returns the mean under the metric's name and the per-image values under ``"per_image"``.
-``distribution``
-    ``fn(a: Iterable[Tensor], b: Iterable[Tensor], *, device="cpu", **options) -> dict[str, float]``; ``a`` and
-    ``b`` yield uint8 ``B x C x H x W`` batches (``a`` is taken as the real/reference set where it matters).
-    ``log`` (a ``str -> None`` callable) receives progress lines. Options: ``weights`` and ``resize`` for the
-    Inception metrics; ``domain`` (a data spec), ``image_size``,
-    ``channels`` and ``min_accuracy`` for the domain-classifier metrics.
-``points``
-    ``fn(samples: Tensor (N, 2), *, data="ring8" | "grid25" | centres=Tensor, std=float) -> dict``.
-``scores``
-    ``fn(scores: Tensor (N,), labels: Tensor (N,)) -> float``; label 1 = positive (anomalous), higher score = more
-    positive.
-``retrieval``
-    ``fn(image_feats, text_feats, true_index=None, candidates=100, generator=None) -> float``.
-
-``ganzoo metrics NAME A B`` accepts every ``paired`` and ``distribution`` metric, a plugin's included.
+Every registered metric is a :class:`ganzoo.registry.MetricEntry` whose ``obj`` is a callable following the calling
+convention of its ``kind`` (:class:`ganzoo.registry.MetricKind`: paired, distribution, points, scores, retrieval).
+``ganzoo metrics NAME A B`` accepts every metric whose kind compares image sets, a plugin's included.
 """
 
 from __future__ import annotations
@@ -34,9 +15,8 @@ from torch import Tensor
 from ganzoo.metrics.image import l1_per_image, psnr_per_image, ssim_per_image
 from ganzoo.metrics.ranking import auprc, auroc, r_precision
 
-__all__ = ["register_metrics", "FOLDER_KINDS"]
+__all__ = ["register_metrics"]
 
-FOLDER_KINDS = ("paired", "distribution")
 _ALL_IMAGE_TASKS = ("paired", "unpaired", "super_resolution")
 
 
@@ -187,11 +167,11 @@ def register_metrics(register: Callable[..., None]) -> None:
         ),
     ]
     for name, fn, tasks, kind, text in table:
-        register(name, fn, tasks=tasks, help=text, kind=kind)
+        register(name, fn, kind=kind, tasks=tasks, help=text)
 
 
 def folder_metric_names() -> list[str]:
     """Registered metrics that ``ganzoo metrics NAME A B`` can compute between two image sets."""
     from ganzoo import registry
 
-    return sorted(n for n, e in registry.metrics().items() if e.extra.get("kind") in FOLDER_KINDS)
+    return sorted(n for n, e in registry.metrics().items() if e.kind.compares_image_sets)

@@ -264,27 +264,28 @@ def _image_source(
 
 def run_metrics(args: argparse.Namespace) -> int:
     from ganzoo import registry
-    from ganzoo.metrics.builtin import FOLDER_KINDS, folder_metric_names
+    from ganzoo.metrics.builtin import folder_metric_names
+    from ganzoo.registry import MetricKind
 
     if args.name == "list":
         for name, e in sorted(registry.metrics().items()):
-            print(f"{name:<12} {e.extra.get('kind', '?'):<13} {e.help}")
+            print(f"{name:<12} {e.kind.value:<13} {e.help}")
         print("\nevaluators of `ganzoo eval` (task: evaluator [metrics], default N):")
         for e in registry.evaluators().values():
             ev = e.obj
             print(f"  {'/'.join(e.tasks)}: {e.name} [{' '.join(ev.metrics)}], N={ev.default_n} ({e.plugin}) {e.help}")
         return 0
     entry = registry.get("metric", args.name)
-    kind = entry.extra.get("kind")
-    if kind not in FOLDER_KINDS:
+    kind = entry.kind
+    if not kind.compares_image_sets:
         raise ConfigError(
-            f"metric {args.name!r} works on {kind or 'other'} inputs, not image sets; metrics for two image sets: "
+            f"metric {args.name!r} works on {kind.value} inputs, not image sets; metrics for two image sets: "
             f"{', '.join(folder_metric_names())}"
         )
     if not args.a or not args.b:
         raise ConfigError(f"ganzoo metrics {args.name} needs two image sets: ganzoo metrics {args.name} A B")
     out: dict[str, Any]
-    if kind == "paired":
+    if kind is MetricKind.PAIRED:
         for src in (args.a, args.b):
             if not Path(src).is_dir():
                 raise DataError(f"image folder not found: {src}")
@@ -325,7 +326,7 @@ def run_metrics(args: argparse.Namespace) -> int:
     for k, v in out.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("n_a", "n_b"):
             print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
-    if kind == "paired":
+    if kind is MetricKind.PAIRED:
         print(f"over {out['n']} image pairs (y_channel={args.y_channel}, shave={args.shave})")
     else:
         print(f"A: {out['a']}\nB: {out['b']}")
