@@ -6,7 +6,7 @@
 """
 
 from ._version import __version__
-from .api import create, list_plugins, load, save_model
+from .api import create, import_weights, list_plugins, load, save_model
 from .errors import CheckpointError, ConfigError, GanzooError, PluginError, UnknownNameError
 from .hookspecs import hookimpl
 from .registry import list_variants
@@ -31,6 +31,7 @@ __all__ = [
     "UnknownNameError",
     "create",
     "hookimpl",
+    "import_weights",
     "list_plugins",
     "list_variants",
     "load",

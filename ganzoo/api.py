@@ -16,7 +16,7 @@ from .train import checkpoint as ckpt
 from .train.checkpoint import save_model
 from .variant import GANVariant
 
-__all__ = ["create", "list_plugins", "load", "save_model"]
+__all__ = ["create", "import_weights", "list_plugins", "load", "save_model"]
 
 
 def create(name: str, **overrides: Any) -> GANVariant:
@@ -54,9 +54,20 @@ def _rebuild(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str
     return variant.eval()
 
 
-def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> GANVariant:
+def load(
+    path: str | Path, device: str | torch.device = "cpu", ema: bool = True, trust_unverified: bool = False
+) -> GANVariant:
     """Load a model: an exported ``.safetensors`` file, a training checkpoint, or a run directory (its exported
-    model if present, else its newest readable checkpoint, with EMA weights unless ``ema=False``)."""
+    model if present, else its newest readable checkpoint, with EMA weights unless ``ema=False``).
+
+    :param path: the file or run directory.
+    :param device: where to put the model.
+    :param ema: from a checkpoint, take the EMA generator weights.
+    :param trust_unverified: accept a ganzoo file that carries no digest (with a warning) instead of refusing it;
+        weights from elsewhere go through :func:`import_weights` instead.
+    :returns: the variant, in eval mode.
+    :raises CheckpointError: when the file is missing, unverifiable, tampered with or does not fit its variant.
+    """
     p = Path(path)
     if p.is_dir():
         if (p / "model.safetensors").is_file() and ema:
@@ -66,7 +77,7 @@ def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True)
             if not found:
                 raise CheckpointError(f"{str(path)!r} is a folder with neither model.safetensors nor checkpoints/")
             p = found[0][1]
-    tensors, meta = ckpt.load_tensors(p)
+    tensors, meta = ckpt.load_tensors(p, trust_unverified=trust_unverified)
     if meta["ganzoo.format"] == ckpt.FORMAT_CHECKPOINT:
         if ema:
             for k in [k for k in tensors if k.startswith("ema/")]:
@@ -74,6 +85,52 @@ def load(path: str | Path, device: str | torch.device = "cpu", ema: bool = True)
                 tensors[f"model/{module}.{rest}"] = tensors.pop(k)
     variant = _rebuild(tensors, meta, str(p), "model/")
     return variant.to(device)
+
+
+def import_weights(name: str, source: str | Path, output: str | Path, **overrides: Any) -> Path:
+    """Bring weights from elsewhere (a plain safetensors file of the variant's ``state_dict``) into a verified ganzoo
+    model file: the variant ``name`` is built with ``overrides``, every tensor is checked against it by name, shape
+    and dtype kind, and the result is written as :func:`save_model` does.
+
+    :param name: the variant (``"dcgan"``, ``"dcgan.mnist"``) whose architecture the weights follow.
+    :param source: a ``.safetensors`` file whose keys are the variant's ``state_dict`` keys (optionally prefixed
+        ``model/``); training-only state may be left out.
+    :param output: the model file to write (``.safetensors``).
+    :param overrides: config values, as for :func:`create`.
+    :returns: ``output``.
+    :raises CheckpointError: when ``source`` is unreadable or its tensors do not fit the variant (names the first
+        differences).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    src = Path(source)
+    if not src.is_file() or src.suffix != ".safetensors":
+        raise CheckpointError(f"{str(src)!r} is not a .safetensors file to import")
+    try:
+        tensors = st_load(src.read_bytes())
+    except (SafetensorError, ValueError, OverflowError) as e:
+        raise CheckpointError(f"{str(src)!r} is not a readable safetensors file: {e}") from None
+    if tensors and all(k.startswith("model/") for k in tensors):
+        tensors = {k[len("model/") :]: v for k, v in tensors.items()}
+    variant = create(name, **overrides)
+    expected = variant.state_dict()
+    skip = tuple(variant.training_state)
+    missing = [k for k in expected if k not in tensors and not (skip and k.startswith(skip))]
+    unexpected = [k for k in tensors if k not in expected]
+    wrong = [
+        f"{k} {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} (expected {tuple(expected[k].shape)} "
+        f"{str(expected[k].dtype).removeprefix('torch.')})"
+        for k, t in tensors.items()
+        if k in expected
+        and (t.shape != expected[k].shape or t.dtype.is_floating_point != expected[k].dtype.is_floating_point)
+    ]
+    for what, items in (("missing", missing), ("unexpected", unexpected), ("of the wrong shape or type", wrong)):
+        if items:
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            raise CheckpointError(f"{str(src)!r} does not fit {name!r}: {what} {', '.join(items[:3])}{more}")
+    variant.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()}, strict=False)
+    return save_model(variant, output, name=name, extra={"imported_from": str(src)})
 
 
 def list_plugins() -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import GanzooError
+from .errors import TRUST_HELP, GanzooError
 
 
 class UsageError(GanzooError):
@@ -69,6 +69,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         }
         for f in dataclasses.fields(cfg)
     ]
+    import torch
+
+    from .train import TrainConfig
+
+    try:
+        with torch.device("meta"):  # the stage plan needs the variant, not memory for its weights
+            probe = spec.cls(cfg)
+    except Exception:
+        probe = spec.cls(cfg)
+    steps = probe.default_steps or TrainConfig().steps
+    stages = _stage_rows(probe, steps)
     info = {
         "name": args.name,
         "family": spec.name,
@@ -77,6 +88,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "description": spec.description,
         "tags": sorted(f"{spec.name}.{t}" for t in spec.tags),
         "preset": preset,
+        "stages": stages,
         "config": fields,
     }
     if args.json:
@@ -88,6 +100,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  tags: {', '.join(info['tags'])}")
     if preset:
         print(f"  preset: {preset}")
+    print(f"  stages (at --steps {steps}; --steps is the total): {_stage_text(stages)}")
     print("  config (--set key=value):")
     w = max(len(f["name"]) for f in fields)
     for f in fields:
@@ -147,12 +160,46 @@ def cmd_data(args: argparse.Namespace) -> int:
 # ---- train -----------------------------------------------------------------------------------------------------------
 
 
+def _stage_rows(variant: Any, total: int) -> list[dict[str, Any]]:
+    """The variant's stages with the steps each gets in a run of ``total`` steps and where that number comes from;
+    a plan that leaves a stage empty is shown with its error instead of steps."""
+    from .errors import ConfigError
+
+    raw = list(variant.stages())
+    try:
+        steps: list[int | None] = [st.steps for st in variant.stage_plan(total)]
+        error = None
+    except ConfigError as e:
+        steps, error = [None] * len(raw), str(e)
+    rows = []
+    for i, (st, n) in enumerate(zip(raw, steps)):
+        if i == len(raw) - 1:
+            how = "the rest" if len(raw) > 1 else "all steps"
+        elif st.steps is not None:
+            how = f"set: {st.setting}={st.steps}" if st.setting else "fixed"
+        else:
+            how = f"{st.fraction:.3g} of --steps" + (f", or set {st.setting}" if st.setting else "")
+        row = {"name": st.name, "steps": n, "explicit": st.steps is not None, "fraction": st.fraction}
+        rows.append({**row, "setting": st.setting, "from": how})
+    if error:
+        rows[-1]["error"] = error
+    return rows
+
+
+def _stage_text(rows: list[dict[str, Any]]) -> str:
+    """``"pretrain 833 (0.833 of --steps, or set pretrain_steps), gan 167 (the rest)"``."""
+    if rows and rows[-1].get("error"):
+        return rows[-1]["error"]
+    return ", ".join(f"{r['name']} {r['steps']} ({r['from']})" for r in rows)
+
+
 def _train_config(args: argparse.Namespace, yaml_train: dict[str, Any]) -> Any:
     from .config import apply_overrides
     from .train import TrainConfig
 
     over: dict[str, Any] = dict(yaml_train)
-    for key in ("steps", "batch_size", "device", "precision", "seed", "log_every", "sample_every", "ckpt_every"):
+    keys = ("steps", "batch_size", "device", "precision", "seed", "log_every", "sample_every", "ckpt_every")
+    for key in (*keys, "eval_every", "eval_n"):
         val = getattr(args, key, None)
         if val is not None:
             over[key] = val
@@ -183,6 +230,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     torch.manual_seed(tcfg.seed)  # the initial weights too follow --seed
     variant = create(args.name, **overrides)
+    if variant.default_steps and args.steps is None and "steps" not in (yaml_cfg.get("train") or {}):
+        tcfg.steps = variant.default_steps  # the recipe's length (e.g. vanilla.ring8's), unless one is given
+    variant.stage_plan(tcfg.steps)  # a stage left with 0 steps is refused here, before anything is written
+    stages = _stage_rows(variant, tcfg.steps)
     out = Path(args.out or f"runs/{args.name}")
     if not args.resume and ckpt.list_checkpoints(out / "checkpoints"):
         raise UsageError(f"{out} already holds a run; continue it with --resume, or choose another --out")
@@ -195,11 +246,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         # Checked above in this process (one-line errors); the workers run the same command under torchrun.
         return distributed.relaunch(distributed.strip_nproc(getattr(args, "argv", sys.argv[1:])), args.nproc)
     distributed.quiet_other_ranks()
-    trainer = Trainer(variant, tcfg, data=data, out=out, resume=args.resume, variant_name=args.name)
+    trainer = Trainer(
+        variant,
+        tcfg,
+        data=data,
+        out=out,
+        resume=args.resume,
+        variant_name=args.name,
+        trust_unverified=args.trust_unverified,
+    )
     print(
         f"training {args.name} on {trainer.data_spec} | device {trainer.device} | "
         f"precision {str(trainer.dtype).replace('torch.', '')} | batch {trainer.batch_size} | {tcfg.steps} steps"
     )
+    if len(stages) > 1:
+        print(f"stages: {_stage_text(stages)}")
     result = trainer.fit()
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result["losses"].items() if k.endswith("/loss"))
     print(f"\ndone: {result['step']} steps ({losses})")
@@ -213,7 +274,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     for hint in _next_steps(str(variant.task), model):
         print(f"  {hint}")
     print(f"  ganzoo eval {model}    # the task's metrics, with provenance")
-    print(f"  ganzoo train {args.name} --out {out} --resume --steps {tcfg.steps * 2}    # keep training")
+    # Stages sized by fraction keep their boundaries only when pinned: a resume that would move one is refused.
+    pins = "".join(f" --set {r['setting']}={r['steps']}" for r in stages[:-1] if r["setting"] and not r["explicit"])
+    print(f"  ganzoo train {args.name} --out {out} --resume --steps {tcfg.steps * 2}{pins}    # keep training")
     return 0
 
 
@@ -239,7 +302,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .tasks import NoiseGenerator, require
     from .utils.images import save_grid
 
-    model = require(load(args.model, device=args.device), NoiseGenerator, purpose="`ganzoo sample`")
+    model = require(
+        load(args.model, device=args.device, trust_unverified=args.trust_unverified),
+        NoiseGenerator,
+        purpose="`ganzoo sample`",
+    )
     imgs = model.generate(n=args.n, seed=args.seed)
     if imgs.dim() == 2:  # 2D points: a scatter picture
         from .utils.images import scatter_image
@@ -264,9 +331,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .api import load, save_model
 
-    model = load(args.run, ema=not args.no_ema)
+    model = load(args.run, ema=not args.no_ema, trust_unverified=args.trust_unverified)
     path = save_model(model, args.output)
     print(f"exported {model.registered_name} to {path}")
+    return 0
+
+
+def cmd_import_weights(args: argparse.Namespace) -> int:
+    from .api import import_weights
+    from .config import parse_assignments
+
+    path = import_weights(args.variant, args.file, args.output, **parse_assignments(args.set))
+    print(f"imported {args.file} as {args.variant} -> {path}")
     return 0
 
 
@@ -438,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a variant")
     s.add_argument("name", help="variant name, family or family.tag (see `ganzoo list`)")
     s.add_argument("--data", help="data spec NAME[:ARG], e.g. shapes, mnist:/path/to/mnist, folder:/path")
-    s.add_argument("--steps", type=int)
+    s.add_argument("--steps", type=int, help="total training steps (default: the recipe's length, else 1000)")
     s.add_argument("--batch-size", dest="batch_size", type=int)
     s.add_argument("--out", help="run directory (default runs/NAME)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
@@ -447,10 +523,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     s.add_argument("--compile", action="store_true")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    s.add_argument(
+        "--trust-unverified",
+        action="store_true",
+        help="with --resume: accept checkpoints that carry no ganzoo digest (from an older ganzoo), with a warning",
+    )
     s.add_argument("--seed", type=int)
     s.add_argument("--log-every", dest="log_every", type=int)
     s.add_argument("--sample-every", dest="sample_every", type=int)
     s.add_argument("--ckpt-every", dest="ckpt_every", type=int)
+    s.add_argument(
+        "--eval-every",
+        dest="eval_every",
+        type=int,
+        help="record the task's headline metric (FID, FD-dom, modes, PSNR ...) every N steps and at the end",
+    )
+    s.add_argument("--eval-n", dest="eval_n", type=int, help="samples per training-time evaluation (default 500)")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--nproc", type=int, help="data-parallel processes on this machine (relaunches through torchrun)")
     s.set_defaults(func=cmd_train)
@@ -461,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="samples.png")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("plot", help="draw a run's loss curves (its log.jsonl) into a PNG; works while it trains")
@@ -472,7 +561,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
+    s.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser(
+        "import-weights",
+        help="turn a plain safetensors state_dict from elsewhere into a verified ganzoo model file",
+    )
+    s.add_argument("variant", help="the variant (name[.tag]) whose architecture the weights follow")
+    s.add_argument("file", help="the .safetensors file (the variant's state_dict keys, optionally prefixed model/)")
+    s.add_argument("-o", "--output", required=True, help="the ganzoo model file to write (.safetensors)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override of the architecture")
+    s.set_defaults(func=cmd_import_weights)
 
     s = sub.add_parser(
         "bench",
@@ -498,6 +598,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_uninstall)
 
     for entry in registry.commands().values():
+        # A plugin command whose configure() raises is left out with a warning; every other command keeps working.
+        try:
+            entry.extra["configure"](argparse.ArgumentParser(prog=f"ganzoo {entry.name}", add_help=False))
+        except Exception as e:  # noqa: BLE001 - any error in a plugin's code
+            warnings.warn(
+                f"command {entry.name!r} of plugin {entry.plugin!r} is left out: its configure() raised "
+                f"{type(e).__name__}: {e}",
+                stacklevel=2,
+            )
+            continue
         s = sub.add_parser(entry.name, help=entry.help)
         entry.extra["configure"](s)
         s.set_defaults(func=entry.obj)

@@ -41,3 +41,10 @@ class PluginError(GanzooError):
 
 class CheckpointError(GanzooError):
     """A checkpoint or model file that is missing, truncated, tampered with or of the wrong kind."""
+
+
+#: The help of ``--trust-unverified``, which every command that loads a model file takes.
+TRUST_HELP = (
+    "load a model file that carries no ganzoo digest (hand-written or from an older ganzoo), with a warning; "
+    "a file that fails its digest is refused regardless"
+)

@@ -109,7 +109,8 @@ def ganzoo_train_event(event: str, trainer: Any, info: dict[str, Any]) -> None:
     :param event: one of ``"start"`` (before the first step), ``"stage"`` (a stage began), ``"log"`` (every
         ``log_every`` steps, with the averaged losses), ``"skip"`` (steps were skipped for non-finite values),
         ``"rollback"`` (training went back to a checkpoint with a lower learning rate), ``"sample"`` (a sample grid
-        was written), ``"checkpoint"`` (a checkpoint was written) and ``"end"``.
+        was written), ``"checkpoint"`` (a checkpoint was written), ``"eval"`` (a training-time evaluation, with its
+        ``eval/...`` scores; ``TrainConfig.eval_every``) and ``"end"``.
     :param trainer: the :class:`ganzoo.train.Trainer` running (read it; changing it is not supported).
     :param info: event details (``step``, ``losses``, ``path`` ...).
     """

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,13 @@ import torch
 
 from . import registry
 from .api import create, load
+from .data.base import DataError, get_items
+from .errors import ConfigError
 from .tasks import conformance_problems, protocol_of
 from .train import TrainConfig, Trainer
-from .train.data import first_items, to_device
+from .train.checkpoint import checkpoint_path
+from .train.data import build_dataset, first_items, to_device
+from .variant import GANVariant
 
 
 def tiny_variant(name: str, **overrides: Any):
@@ -50,13 +55,91 @@ def _train(
 
 
 def stage_steps(name: str, **overrides: Any) -> int:
-    """Steps that reach the last stage of the tiny variant, plus one."""
+    """The fewest ``--steps`` that give every stage of the tiny variant at least one step (the stage lengths
+    resolved as training resolves them, :meth:`ganzoo.GANVariant.stage_plan`)."""
     v = tiny_variant(name, **overrides)
-    return sum(s.steps or 0 for s in v.stages()[:-1]) + 1
+    first = len(v.stages())
+    for total in range(first, first + 10_000):
+        try:
+            v.stage_plan(total)
+            return total
+        except ConfigError:
+            continue
+    raise AssertionError(f"{name}: no run of up to {first + 9_999} steps gives every stage a step")
+
+
+def _boundaries(name: str, steps: int, **overrides: Any) -> list[int]:
+    plan = tiny_variant(name, **overrides).stage_plan(steps)
+    return [sum(int(s.steps or 0) for s in plan[:i]) for i in range(1, len(plan))]
+
+
+# The keys each task's items must carry (the batch schema of ganzoo.Task).
+TASK_KEYS: dict[str, tuple[str, ...]] = {
+    "unconditional": ("image", "label"),
+    "paired": ("a", "b"),
+    "unpaired": ("a", "b"),
+    "super_resolution": ("lr", "hr"),
+    "text_to_image": ("image", "tokens", "length", "caption"),
+    "anomaly": ("image", "label"),
+}
+
+
+def _same_item(x: dict[str, Any], y: dict[str, Any]) -> bool:
+    if x.keys() != y.keys():
+        return False
+    for k in x:
+        a, b = x[k], y[k]
+        if torch.is_tensor(a) or torch.is_tensor(b):
+            if not (torch.is_tensor(a) and torch.is_tensor(b) and a.shape == b.shape and torch.equal(a, b)):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
+def check_dataset(spec: str, variant: GANVariant, probe: int = 3) -> None:
+    """Check that the dataset ``spec`` keeps the dataset contract for ``variant``'s task.
+
+    The trainer draws *virtual* indices ``k`` that grow without end (``epoch * len(ds) + i``) and resumes a run
+    by replaying them, so a dataset must have a positive, fixed ``len``, accept every ``k >= 0``, return the same
+    item for the same ``k`` every time (single or batched through ``__getitems__``; any randomness seeded from
+    ``k`` and the request's seed, never from a global generator) and carry the task's keys. Stored data returns
+    item ``k % len`` (augmented from ``k`` on ``train``); procedural data may render item ``k`` itself, an endless
+    stream whose ``len`` is the epoch length, as the built-in ones do.
+
+    :param spec: the data spec (``"shapes"``, ``"checkers"``, ``"mnist:/data/mnist"``).
+    :param variant: the variant the dataset is built for (its task, image size and channels).
+    :param probe: how many indices to check per split.
+    :raises AssertionError: naming the dataset, the split and what broke the contract.
+    """
+    task = str(variant.task)
+    for split in ("train", "test"):
+        try:
+            ds = build_dataset(spec, variant, split=split, seed=0)
+        except DataError:
+            if split == "train":
+                raise
+            continue  # a dataset without a held-out split
+        n = len(ds)
+        assert isinstance(n, int) and n > 0, f"{spec} ({split}): len() must be a positive int, got {n!r}"
+        assert len(ds) == n, f"{spec} ({split}): len() changes between calls"
+        ks = sorted({0, n // 2, n - 1})[:probe]
+        for k in ks:
+            item = ds[k]
+            missing = [key for key in TASK_KEYS.get(task, ()) if key not in item]
+            assert not missing, f"{spec} ({split}): item {k} lacks {missing} of the {task} batch schema"
+            assert _same_item(item, ds[k]), f"{spec} ({split}): item {k} differs between two reads"
+            wrapped = ds[k + n]
+            assert wrapped.keys() == item.keys(), f"{spec} ({split}): item {k + n} has other keys than item {k}"
+            assert _same_item(wrapped, ds[k + n]), f"{spec} ({split}): item {k + n} differs between two reads"
+        batched = get_items(ds, ks)
+        for k, got in zip(ks, batched):
+            assert _same_item(got, ds[k]), f"{spec} ({split}): __getitems__ and ds[k] disagree at k = {k}"
 
 
 def check_variant(name: str, data: str | None = None, resume: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Check that variant ``name`` conforms: it builds tiny, trains one step in every stage with finite losses,
+    """Check that variant ``name`` conforms: its data keeps the dataset contract (:func:`check_dataset`), it builds
+    tiny, trains one step in every stage with finite losses,
     implements its task's protocol of :mod:`ganzoo.tasks`, produces finite images in [-1, 1], survives an
     export/load round trip with identical outputs, and (with ``resume``) resumes exactly.
 
@@ -71,6 +154,8 @@ def check_variant(name: str, data: str | None = None, resume: bool = True, **ove
     import json
 
     steps = max(2, stage_steps(name, **overrides))
+    probe = tiny_variant(name, **overrides)
+    check_dataset(data or probe.default_data, probe)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = _train(name, tmp / "a", steps, data=data, **overrides)
@@ -109,9 +194,16 @@ def check_variant(name: str, data: str | None = None, resume: bool = True, **ove
 
 
 def check_exact_resume(name: str, tmp: Path, steps: int, data: str | None = None, **overrides: Any) -> None:
-    """N steps + resume + N steps must give the same weights as 2N steps straight."""
+    """N steps + resume + N steps must give the same weights as 2N steps straight. Where ``--steps`` N and 2N put
+    the stage boundaries at different steps (stages sized by fraction), a resume to 2N is refused, so the first N
+    steps are the straight run's own: its step-N checkpoint, resumed by a new trainer."""
     straight = _train(name, tmp / "straight", 2 * steps, data=data, **overrides)
-    _train(name, tmp / "split", steps, data=data, **overrides)
+    if _boundaries(name, steps, **overrides) == _boundaries(name, 2 * steps, **overrides):
+        _train(name, tmp / "split", steps, data=data, **overrides)
+    else:
+        src = checkpoint_path(tmp / "straight" / "checkpoints", steps)
+        (tmp / "split" / "checkpoints").mkdir(parents=True)
+        shutil.copy2(src, tmp / "split" / "checkpoints" / src.name)
     resumed = _train(name, tmp / "split", 2 * steps, resume=True, data=data, **overrides)
     a, b = straight.variant.state_dict(), resumed.variant.state_dict()
     assert a.keys() == b.keys()

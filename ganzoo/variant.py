@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import apply_overrides, to_dict
+from .errors import ConfigError
 
 Batch = dict[str, Any]
 Losses = dict[str, Tensor]
@@ -81,15 +83,90 @@ class Phase:
 class Stage:
     """A run of training steps with a fixed list of phases, in the order they run each step.
 
+    ``TrainConfig.steps`` (``--steps``) is the length of the whole run, all stages together. Every stage but the
+    last gets ``steps`` when that is set (an explicit length, usually a config field the user sets), else
+    ``fraction`` of ``--steps`` (rounded to the nearest step); the last stage runs to the end of training and gets
+    what the stages before it leave. A run whose settings leave a stage with 0 steps is refused before training
+    (:func:`resolve_stages`), so a generator that trains only in a later stage always trains. The resolved lengths
+    are a pure function of the variant's config and ``--steps``, which keeps resume exact; resuming a run with a
+    ``--steps`` that moves a stage boundary is refused.
+
     :param name: the stage name (``"pretrain"``, ``"gan"``), shown in logs and passed to ``loss()`` as
         :attr:`StepState.stage`.
     :param phases: the phases of each step of this stage, in the order they run.
-    :param steps: length of the stage in steps; ``None`` means "until the end of training" (last stage only).
+    :param steps: an explicit length in steps, which wins over ``fraction``; ``None``: by ``fraction``. Leave it
+        ``None`` on the last stage.
+    :param fraction: the fraction of ``--steps`` the stage gets when ``steps`` is not set, in ``(0, 1)``; every stage
+        but the last needs ``steps`` or ``fraction``, and the fractions of a plan must leave the last stage a
+        share (sum below 1). Leave it ``None`` on the last stage.
+    :param setting: the config field that sets ``steps`` explicitly (``"pretrain_steps"``), named in messages
+        that tell the user how to change or keep the stage's length.
     """
 
     name: str
     phases: tuple[Phase, ...]
     steps: int | None = None
+    fraction: float | None = None
+    setting: str = ""
+
+    def __post_init__(self) -> None:
+        if self.steps is not None and self.steps < 0:
+            raise ValueError(f"stage {self.name!r}: steps must be >= 0 or None, got {self.steps}")
+        if self.fraction is not None and not 0 < self.fraction < 1:
+            raise ValueError(f"stage {self.name!r}: fraction must be in (0, 1) or None, got {self.fraction}")
+
+
+def resolve_stages(stages: Sequence[Stage], total_steps: int, variant: str = "the variant") -> list[Stage]:
+    """The stages with the length each gets in a run of ``total_steps`` steps (see :class:`Stage`): explicit
+    ``steps`` win, else ``fraction`` of ``total_steps`` rounded to the nearest step, cut to what is left; the last
+    stage gets the rest. :meth:`GANVariant.stage_plan` calls it with the variant's own stages; the trainer, the
+    commands and the conformance kit all resolve through it.
+
+    :param stages: the stages in the order they run (:meth:`GANVariant.stages`).
+    :param total_steps: the length of the run, all stages together (``TrainConfig.steps``).
+    :param variant: the variant's name, for messages.
+    :returns: copies of ``stages`` whose ``steps`` are all set and sum to ``total_steps``.
+    :raises ConfigError: when a stage gets 0 steps, in one line listing every stage's steps and the settings that
+        change them.
+    :raises ValueError: for a plan that cannot be resolved whatever the run's length (no stages, a stage before the
+        last with neither ``steps`` nor ``fraction``, a last stage with either, fractions summing to 1 or more).
+    """
+    if not stages:
+        raise ValueError(f"{variant} declares no training stages")
+    *head, last = stages
+    if last.steps is not None or last.fraction is not None:
+        raise ValueError(
+            f"the last stage {last.name!r} of {variant} runs to the end of training: leave its steps and fraction unset"
+        )
+    for st in head:
+        if st.steps is None and st.fraction is None:
+            raise ValueError(f"stage {st.name!r} of {variant} is not the last: give it steps or a fraction")
+    if sum(st.fraction or 0.0 for st in head if st.steps is None) >= 1:
+        raise ValueError(f"the stage fractions of {variant} leave nothing to its last stage {last.name!r}")
+    resolved: list[Stage] = []
+    left = int(total_steps)
+    for st in head:
+        # Round half up, not to even: lengths must not jump between neighbouring --steps values.
+        want = st.steps if st.steps is not None else math.floor(float(st.fraction or 0.0) * total_steps + 0.5)
+        n = max(0, min(int(want), left))
+        resolved.append(dataclasses.replace(st, steps=n))
+        left -= n
+    resolved.append(dataclasses.replace(last, steps=left))
+    empty = [st.name for st in resolved if st.steps == 0]
+    if empty:
+        settings = [st.setting for st in head if st.setting]
+        hint = "give more --steps" + (f" or set {' / '.join(settings)}" if settings else "")
+        which = ", ".join(repr(n) for n in empty)
+        raise ConfigError(
+            f"--steps {total_steps} leaves stage{'s' if len(empty) > 1 else ''} {which} of {variant} with 0 steps "
+            f"({format_stages(resolved)}); {hint}"
+        )
+    return resolved
+
+
+def format_stages(stages: Sequence[Stage]) -> str:
+    """``"pretrain: 4167, gan: 833"``: the stages of a resolved plan (:func:`resolve_stages`) and their steps."""
+    return ", ".join(f"{st.name}: {st.steps}" for st in stages)
 
 
 @dataclass
@@ -182,9 +259,20 @@ class GANVariant(nn.Module):
         (:class:`Phase`). Built from the config; the trainer and the conformance kit may call it more than once, so
         it must return the same plan every time.
 
-        :returns: one or more stages; every stage but the last has a ``steps`` length.
+        :returns: one or more stages; every stage but the last has an explicit ``steps`` length or a ``fraction``
+            of the run, the last has neither (it runs to the end).
         """
         raise NotImplementedError
+
+    def stage_plan(self, total_steps: int) -> list[Stage]:
+        """The stages with the steps each gets in a run of ``total_steps`` steps (:func:`resolve_stages`): what the
+        trainer runs, and what a schedule that depends on a stage boundary (:meth:`lr_factor`) reads.
+
+        :param total_steps: the length of the run, all stages together (``TrainConfig.steps``).
+        :returns: the stages of :meth:`stages`, every ``steps`` set, summing to ``total_steps``.
+        :raises ConfigError: when a stage gets 0 steps.
+        """
+        return resolve_stages(self.stages(), total_steps, self.name or type(self).__name__)
 
     def loss(self, phase: str, batch: Batch, state: StepState) -> Losses:
         """The losses of ``phase``: a dict whose ``"loss"`` entry is minimized; other entries are detached
@@ -197,12 +285,30 @@ class GANVariant(nn.Module):
     # ---- hooks with defaults -------------------------------------------------------------------------------------
     @property
     def default_data(self) -> str:
+        """The data spec training and evaluation use when the user gives none: the config field ``data`` when the
+        config has one (so a tag can pick its dataset, as ``dcgan.mnist`` does), else :attr:`default_data_spec`."""
         return getattr(self.config, "data", None) or self.default_data_spec
 
     @property
     def batch_size(self) -> int:
-        """The paper's batch size, used when the trainer is given none."""
+        """The batch size the trainer uses when given none (``--batch-size``): the config field ``batch_size``
+        (declare it with the paper's value), else 64."""
         return int(getattr(self.config, "batch_size", 64))
+
+    @property
+    def default_steps(self) -> int | None:
+        """The run length ``ganzoo train`` uses when given no ``--steps`` (nor ``train: steps:`` in a config file):
+        the config field ``default_steps`` when the config has one and it is positive (so a tag's recipe carries its
+        length, as ``vanilla.ring8`` does), else ``None``: :class:`~ganzoo.train.TrainConfig`'s default."""
+        n = int(getattr(self.config, "default_steps", 0) or 0)
+        return n if n > 0 else None
+
+    @property
+    def reduced_precision(self) -> bool:
+        """Whether precision ``auto`` may train this variant under bf16/fp16 autocast. ``False`` keeps ``auto`` at
+        fp32: for data that needs fp32 resolution (2D points within 0.01 of a mode, where bf16 resolves 0.008 near
+        1) or networks too small for bf16 to pay. An explicit ``--precision`` always wins."""
+        return True
 
     def data_options(self) -> dict[str, Any]:
         """Task-specific extras handed to the dataset factory in ``DataRequest.options``: plain values (numbers,
@@ -212,10 +318,14 @@ class GANVariant(nn.Module):
 
     @property
     def image_size(self) -> int:
+        """The side of the images the variant trains on, handed to datasets in ``DataRequest.image_size``: the
+        config field ``image_size``, else 64."""
         return int(getattr(self.config, "image_size", 64))
 
     @property
     def channels(self) -> int:
+        """Image channels (3 colour, 1 grayscale), handed to datasets in ``DataRequest.channels``: the config
+        field ``channels``, else 3."""
         return int(getattr(self.config, "channels", 3))
 
     def sample_inputs(self, n: int, generator: torch.Generator, batch: Batch | None = None) -> dict[str, Any]:
@@ -231,7 +341,15 @@ class GANVariant(nn.Module):
         return generate(**inputs)
 
     def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
-        """Learning-rate multiplier at ``step``; a pure function of the step so that resume is exact."""
+        """Learning-rate multiplier at ``step``; a pure function of the step so that resume is exact. A schedule
+        tied to a stage reads the stage's start from :meth:`stage_plan` (``total_steps``), never from a config
+        length that may be unset.
+
+        :param phase: the phase about to step.
+        :param step: the index of this step (0-based, counted over the whole run).
+        :param total_steps: the length of the run, all stages together (``TrainConfig.steps``).
+        :returns: the factor the phase's ``lr`` is multiplied by at this step.
+        """
         return 1.0
 
     # ---- the training lifecycle, in the order the trainer calls it ------------------------------------------------

@@ -314,3 +314,28 @@ def test_a_command_for_an_unknown_task_disables_its_plugin(capsys):
         assert any("'paird' is not a valid Task" in str(w.message) for w in caught)
     finally:
         unregister_plugin("bad-task")
+
+
+class _BrokenConfigure:
+    @hookimpl
+    def ganzoo_register_commands(self, register):
+        def configure(parser):
+            raise NameError("name 'HELP_TEXT' is not defined")
+
+        register("broken", "a command whose configure() raises", configure, print)
+        register("fine", "a working command of the same plugin", lambda p: p.add_argument("word"), print)
+
+
+def test_a_command_whose_configure_raises_is_left_out_and_the_rest_works(capsys, tmp_path):
+    from ganzoo.plugins import register_plugin, unregister_plugin
+
+    register_plugin(_BrokenConfigure(), "broken-configure")
+    try:
+        rc, out, err = run(capsys, "list")
+        assert rc == 0 and "dcgan" in out
+        assert "command 'broken' of plugin 'broken-configure' is left out: its configure() raised NameError" in err
+        assert run(capsys, "fine", "hello")[0] == 0
+        rc, out, err = run(capsys, "broken")
+        assert rc == 2 and "invalid choice: 'broken'" in err
+    finally:
+        unregister_plugin("broken-configure")

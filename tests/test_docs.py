@@ -143,6 +143,12 @@ def test_site_builds_strict_with_the_api_reference(site):
     for f in dataclasses.fields(ganzoo.TrainConfig):
         assert f'id="ganzoo.TrainConfig.{f.name}"' in trainer, f"TrainConfig.{f.name} is not in the reference"
         assert html.escape(f.metadata["help"], quote=False) in trainer, f"the help of TrainConfig.{f.name} is not shown"
+    # a help text written as an f-string shows its interpolated values, as `ganzoo info` prints them
+    from ganzoo.variant_config import TranslationConfig
+
+    config = page_text(site, "api/config")
+    net_g = next(f for f in dataclasses.fields(TranslationConfig) if f.name == "netG").metadata["help"]
+    assert "{" not in net_g and html.escape(net_g, quote=False) in config
 
 
 def test_api_reference_shows_every_member_of_the_variant_contract(site):

@@ -220,3 +220,22 @@ def test_inception_features_shape_determinism_and_inputs(model: InceptionFeature
     prov = model.provenance
     assert prov["weights_sha256"] == WEIGHTS_SHA256 and prov["feature_dim"] == 2048
     assert prov["resize"] == "tf-bilinear to 299x299"
+
+
+def test_bf16_channels_last_features_stay_close_to_fp32(model: InceptionFeatures) -> None:
+    """`--feature-precision bf16` (the CPU default): bf16 autocast in channels_last. The FID agreement at N=1,000
+    is measured by benchmarks/feature_speed.py; here each feature vector must stay close to its fp32 twin."""
+    from ganzoo.metrics.evaluate import FeatureSet
+
+    g = torch.Generator().manual_seed(1)
+    imgs = torch.randint(0, 256, (4, 1, 28, 28), generator=g, dtype=torch.uint8)
+    ref, fast = FeatureSet(model, keep=4, precision="fp32"), FeatureSet(model, keep=4, precision="bf16")
+    ref.update(imgs)
+    fast.update(imgs)
+    a, b = ref.incep.features(), fast.incep.features()
+    assert model.channels_last  # the bf16 set switched the shared network over
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    assert not torch.equal(a, b) and bool((cos > 0.99).all()), cos
+    again = FeatureSet(model, keep=4, precision="fp32")
+    again.update(imgs)
+    assert torch.equal(again.incep.features(), a) and not model.channels_last  # fp32 is the plain reference again

@@ -8,15 +8,18 @@ import json
 from benchmarks.quality.__main__ import main
 
 
-def test_mode2d_writes_its_table_numbers_and_pictures(tmp_path):
-    assert main(["mode2d", "--budget", "tiny", "--seeds", "1", "--out", str(tmp_path)]) == 0
-    md = (tmp_path / "mode2d.md").read_text()
-    assert "### ring8" in md and "### grid25" in md and "PacGAN2 (ganzoo)" in md and "published" in md
+def test_mode2d_trains_the_recipe_by_name_and_writes_table_numbers_and_picture(tmp_path):
+    from benchmarks.quality import mode2d
+
+    md = mode2d.run("tiny", 1, tmp_path, ("ring8",)).read_text()
+    assert "### ring8" in md and "`vanilla.ring8` (ganzoo recipe)" in md and "published" in md
+    assert "Target:" in md and "real test points" in md
     raw = json.loads((tmp_path / "mode2d.json").read_text())
-    stats = raw["ring8/GAN"][0]
-    assert 0 <= stats["modes"] <= 8 and 0.0 <= stats["high_quality"] <= 1.0
+    (run,) = raw["ring8"]
+    assert 0 <= run["modes"] <= 8 and 0.0 <= run["high_quality"] <= 1.0
+    assert run["command"] == "OMP_NUM_THREADS=1 ganzoo train vanilla.ring8 --seed 0 --no-progress --steps 20"
+    assert run["train_seconds"] > 0 and run["real_test_points"]["modes"] == 8
     assert (tmp_path / "mode2d.png").stat().st_size > 0
-    assert (tmp_path / "mode2d_losses_ring8_GAN.png").stat().st_size > 0
 
 
 def test_bad_arguments_and_missing_data(tmp_path, monkeypatch, capsys):

@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -143,8 +145,19 @@ class HelpFields(griffe.Extension):
                 self._fix_class(obj)
 
     @staticmethod
-    def _fix_class(cls: griffe.Object) -> None:
+    def _runtime_help(cls: griffe.Object) -> dict[str, str]:
+        """The help texts as the running code has them (an f-string help names its interpolated values), or {}
+        when the class cannot be imported."""
+        try:
+            obj = getattr(importlib.import_module(cls.module.path), cls.name)
+            return {f.name: f.metadata["help"] for f in dataclasses.fields(obj) if "help" in f.metadata}
+        except Exception:  # noqa: BLE001 - a class that does not import keeps the text as written
+            return {}
+
+    @classmethod
+    def _fix_class(cls_, cls: griffe.Object) -> None:
         defaults: dict[str, str | None] = {}
+        runtime: dict[str, str] | None = None
         for name, member in cls.members.items():
             if member.is_alias or not member.is_attribute:
                 continue
@@ -152,6 +165,9 @@ class HelpFields(griffe.Extension):
             if found is None:
                 continue
             text, default = found
+            if "{" in text:  # from an f-string: take the interpolated text
+                runtime = cls_._runtime_help(cls) if runtime is None else runtime
+                text = runtime.get(name, text)
             if member.docstring is None:
                 member.docstring = griffe.Docstring(text, parent=member)
             member.value = default

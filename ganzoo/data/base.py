@@ -2,9 +2,13 @@
 
 A ganzoo dataset is a map-style ``torch.utils.data.Dataset`` with two extra rules:
 
-* ``dataset[k]`` accepts *any* non-negative integer ``k``. It returns item ``k % len(dataset)`` and seeds any
-  random augmentation from ``k`` itself, so the trainer's sampler can hand out "virtual" indices
-  ``epoch * len + i`` and every epoch sees fresh, reproducible augmentation. This is what makes resume exact.
+* ``dataset[k]`` accepts *any* non-negative integer ``k`` and returns the same item for the same ``k`` every time:
+  any randomness is seeded from ``k`` (and the request's seed), never drawn from a global generator, so the
+  trainer's sampler can hand out "virtual" indices ``epoch * len + i``, every epoch sees fresh, reproducible
+  augmentation, and resume is exact. Stored data returns item ``k % len(dataset)`` (augmented from ``k`` on the
+  ``train`` split only); procedural data may render item ``k`` itself, an endless stream whose ``len`` is the
+  epoch length and the size evaluation draws from, as the built-in ones do. ``len`` is positive and fixed.
+  :func:`ganzoo.testing.check_dataset` (run by the conformance kit) checks these rules.
 * Items are dicts of tensors following the batch schema of the dataset's task (see ``ganzoo.variant.Task``).
   Images are ``uint8`` tensors ``C x H x W`` in ``0..255``; the trainer moves them to the device and maps them to
   ``[-1, 1]`` floats there, so host-side work and host-to-device traffic stay small.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
+import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +38,7 @@ __all__ = [
     "fit_image",
     "image_inputs",
     "image_to_tensor",
+    "is_regular_file",
     "list_images",
     "load_image",
     "open_image",
@@ -230,7 +233,9 @@ class StackedMnistDataset(BatchDataset):
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:
-    """All image files under ``root``, recursively, sorted by relative path; hidden files and folders skipped.
+    """All image files under ``root``, recursively, sorted by relative path; hidden files and folders skipped, and
+    so are entries named like images that are not regular files (a FIFO would block the first read forever), with
+    one warning naming them.
 
     Raises :class:`DataError` when ``root`` is missing, not a folder, or holds no image.
     """
@@ -239,13 +244,21 @@ def list_images(root: str | os.PathLike) -> list[Path]:
         raise DataError(f"image folder not found: {root}")
     if not root.is_dir():
         raise DataError(f"not a folder: {root}")
-    found = []
+    found, special = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         # Skipping dot-folders drops .ipynb_checkpoints, .git and the like, which hold stray copies.
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(Path(dirpath, name))
+                path = Path(dirpath, name)
+                (found if is_regular_file(path) else special).append(path)
+    if special:
+        more = f" and {len(special) - 1} more" if len(special) > 1 else ""
+        warnings.warn(
+            f"skipped {special[0]}{more}: named like an image but not a regular file (FIFO, device, socket "
+            "or broken link)",
+            stacklevel=2,
+        )
     if not found:
         raise DataError(f"no images in {root}; looked for {', '.join(IMAGE_EXTENSIONS)} files, recursively")
     # Sorting by path parts gives the same order on every filesystem, so item k is the same file everywhere.
@@ -264,9 +277,23 @@ def image_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
             if not p.name.lower().endswith(IMAGE_EXTENSIONS):
                 raise DataError(f"{p} is not an image; valid extensions: {', '.join(IMAGE_EXTENSIONS)}")
             files.append(p)
+        elif p.exists():
+            raise DataError(f"{p} is not a regular file (a FIFO, device or socket); give image files or folders")
         else:
             raise DataError(f"input not found: {p}")
     return files
+
+
+def is_regular_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file (through symbolic links), found without opening it.
+
+    :param path: the path to look at.
+    :returns: ``False`` for FIFOs, devices, sockets, folders, broken links and missing paths.
+    """
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def class_layout(root: str | os.PathLike, files: Sequence[Path]) -> tuple[list[int], list[str]]:

@@ -48,21 +48,46 @@ def _features(
     inception: Any,
     domain: Any,
     log: Callable[[str], None] | None = None,
+    precision: str = "fp32",
+    cache: bool = True,
 ) -> tuple:
+    """Feature sets of two image sets; a set that carries a ``cache_identity`` (a data-spec subset) is read from and
+    written to the feature cache. Returns ``(a, b, cache_info)``."""
     import time
 
+    from ganzoo.metrics.cache import KEY_VERSION, FeatureCache
     from ganzoo.metrics.evaluate import FeatureSet
 
-    a, b = FeatureSet(inception, domain, keep=100_000), FeatureSet(inception, domain, keep=100_000)
+    store = FeatureCache(enabled=cache, log=log)
+    name = "inception" if inception is not None else "domain"
+    extractor = inception if inception is not None else domain
+    ident = {k: extractor.provenance.get(k) for k in ("extractor", "weights_sha256", "resize", "quantize_uint8")}
+    sets, infos = [], {}
     t0 = last = time.perf_counter()
-    for name, fs, batches in (("A", a, batches_a), ("B", b, batches_b)):
-        for x in batches:
-            fs.update(x)
-            now = time.perf_counter()
-            if log is not None and now - last > 30:  # Inception on a CPU: long runs report every half minute
-                log(f"  {name}: {fs.num} images scored, {now - t0:.0f} s")
-                last = now
-    return a, b
+    for label, batches in (("a", batches_a), ("b", batches_b)):
+        fs = FeatureSet(inception, domain, keep=100_000, precision=precision)
+
+        def compute(fs: FeatureSet = fs, batches: Iterable[Tensor] = batches, label: str = label) -> dict:
+            nonlocal last
+            for x in batches:
+                fs.update(x)
+                now = time.perf_counter()
+                if log is not None and now - last > 30:  # Inception on a CPU: long runs report every half minute
+                    log(f"  {label.upper()}: {fs.num} images scored, {now - t0:.0f} s")
+                    last = now
+            return fs.state_tensors()
+
+        identity = getattr(batches, "cache_identity", None)
+        if identity is None:
+            compute()
+            infos[label] = {"hit": False, "cache": "folder (not cached)"}
+        else:
+            key = {"version": KEY_VERSION, **identity, "extractor": {"name": name, **ident}, "precision": precision}
+            key["keep"] = fs.keep
+            tensors, infos[label] = store.get_or_compute(key, compute)
+            fs.load_state_tensors(tensors)
+        sets.append(fs)
+    return sets[0], sets[1], infos
 
 
 def _inception_metric(groups: set[str]) -> Callable[..., dict[str, Any]]:
@@ -75,17 +100,21 @@ def _inception_metric(groups: set[str]) -> Callable[..., dict[str, Any]]:
         resize: str = "tf-bilinear",
         seed: int = 0,
         log: Callable[[str], None] | None = None,
+        precision: str = "auto",
+        cache: bool = True,
         **_: Any,
     ) -> dict[str, Any]:
         from ganzoo.errors import GanzooError
-        from ganzoo.metrics.evaluate import distribution_scores, load_inception
+        from ganzoo.metrics.evaluate import distribution_scores, load_inception, resolve_feature_precision
 
+        prec = resolve_feature_precision(precision, device)
         net, why = load_inception(weights, resize, device)
         if net is None:
             raise GanzooError(why or "Inception weights unavailable")
-        fa, fb = _features(a, b, net, None, log)
+        fa, fb, infos = _features(a, b, net, None, log, prec, cache)
         out: dict[str, Any] = distribution_scores(fa, fb, groups, seed)
-        out.update({"n_a": fa.num, "n_b": fb.num, "provenance": net.provenance})
+        prov = {**net.provenance, "precision": prec, "features_cache": infos}
+        out.update({"n_a": fa.num, "n_b": fb.num, "provenance": prov})
         return out
 
     return metric
@@ -103,18 +132,22 @@ def _domain_metric(groups: set[str]) -> Callable[..., dict[str, Any]]:
         device: str = "cpu",
         seed: int = 0,
         log: Callable[[str], None] | None = None,
+        precision: str = "auto",
+        cache: bool = True,
         **_: Any,
     ) -> dict[str, Any]:
         from ganzoo.errors import ConfigError
         from ganzoo.metrics.domain import get_domain_classifier
-        from ganzoo.metrics.evaluate import distribution_scores
+        from ganzoo.metrics.evaluate import distribution_scores, resolve_feature_precision
 
         if not domain:
             raise ConfigError("domain-classifier metrics need the dataset the classifier learns: domain='shapes'")
+        prec = resolve_feature_precision(precision, device)
         clf = get_domain_classifier(domain, image_size, channels, min_accuracy=min_accuracy, log=log).to(device)
-        fa, fb = _features(a, b, None, clf, log)
+        fa, fb, infos = _features(a, b, None, clf, log, prec, cache)
         out: dict[str, Any] = distribution_scores(fa, fb, groups, seed)
-        out.update({"n_a": fa.num, "n_b": fb.num, "provenance": clf.provenance})
+        prov = {**clf.provenance, "precision": prec, "features_cache": infos}
+        out.update({"n_a": fa.num, "n_b": fb.num, "provenance": prov})
         return out
 
     return metric

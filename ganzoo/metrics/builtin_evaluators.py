@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +21,15 @@ from typing import Any
 import torch
 
 from ganzoo.errors import ConfigError, GanzooError
-from ganzoo.metrics.domain import DOMAIN_DATASETS, DomainClassifierError, get_domain_classifier
+from ganzoo.metrics.domain import (
+    DOMAIN_DATASETS,
+    DomainClassifierError,
+    domain_cache_path,
+    get_domain_classifier,
+    recipe_for,
+)
 from ganzoo.metrics.evaluate import (
+    CPU_SECONDS_PER_IMAGE,
     FeatureSet,
     bicubic_upsample,
     distribution_scores,
@@ -30,6 +39,7 @@ from ganzoo.metrics.evaluate import (
     load_inception,
     mean_rows,
     noise_batches,
+    resolve_feature_precision,
     spec_name,
     subset,
     to_pm1,
@@ -65,10 +75,13 @@ def is_point_model(model: Any, data: str) -> bool:
 # ---- unconditional images --------------------------------------------------------------------------------------------
 
 
-def _real_and_fake(model: Any, ctx: EvalContext, inception: Any, domain: Any, out: Evaluation) -> tuple:
-    """Feature sets of N train images (the reference), N held-out images (the real-vs-real floor) and N samples."""
+def _plan(model: Any, ctx: EvalContext) -> dict[str, Any]:
+    """The real sets of an image evaluation: N train images (the reference) and N held-out images (the floor)."""
+    key = f"plan:{ctx.n}:{ctx.seed}"
+    if key in ctx.shared:
+        return ctx.shared[key]
     n, seed = ctx.n, ctx.seed
-    train_ds, split_note = ctx.dataset(model, "train"), "test"
+    train_ds, split_note, floor_split = ctx.dataset(model, "train"), "test", "test"
     try:
         test_ds = ctx.dataset(model, "test")
     except GanzooError:
@@ -76,45 +89,163 @@ def _real_and_fake(model: Any, ctx: EvalContext, inception: Any, domain: Any, ou
     if test_ds is None or spec_name(ctx.data) == "folder":
         # One folder has no held-out split: the floor compares two disjoint halves of it.
         perm = subset(len(train_ds), 2 * n, seed)
-        ref_idx, floor_idx, floor_ds, split_note = perm[::2], perm[1::2], train_ds, "train (other half)"
+        ref_idx, floor_idx, floor_ds = perm[::2], perm[1::2], train_ds
+        split_note, floor_split = "train (other half)", "train"
     else:
         ref_idx, floor_idx, floor_ds = subset(len(train_ds), n, seed), subset(len(test_ds), n, seed + 1), test_ds
-    ref, fake, floor = (FeatureSet(inception, domain, n) for _ in range(3))
-    t0 = time.perf_counter()
-    total, last = len(ref_idx) + len(floor_idx) + n, [t0]
+    plan = {
+        "reference": ("train", train_ds, ref_idx, seed),
+        "floor": (floor_split, floor_ds, floor_idx, seed + 1),
+        "split_note": split_note,
+    }
+    ctx.shared[key] = plan
+    return plan
 
-    def progress() -> None:
-        # Inception on a CPU is ~0.3-1 s per image, so long runs say where they are every half minute.
-        now = time.perf_counter()
-        if now - last[0] > 30:
-            ctx.say(f"  {ref.num + floor.num + fake.num}/{total} images scored, {now - t0:.0f} s")
-            last[0] = now
 
-    what = "Inception" if inception is not None else "the domain classifier"
-    ctx.say(f"scoring {total} images (N={n} generated, train reference, test floor) with {what} on {ctx.device}")
-    for imgs in iter_images(train_ds, ref_idx, ctx.batch_size):
-        ref.update(imgs)
-        progress()
-    for imgs in iter_images(floor_ds, floor_idx, ctx.batch_size):
-        floor.update(imgs)
-        progress()
-    for imgs in noise_batches(model, n, seed, ctx.batch_size):
-        if imgs.ndim != 4:
-            raise ConfigError(f"{model.name} generated {tuple(imgs.shape)}; image metrics need (B, C, H, W)")
-        fake.update(imgs)
-        progress()
-    ctx.say(
-        f"features of {ref.num} + {floor.num} real and {fake.num} generated images in {time.perf_counter() - t0:.1f} s"
+def _extractor_identity(name: str, provenance: dict[str, Any]) -> dict[str, Any]:
+    keep = ("extractor", "weights_sha256", "resize", "quantize_uint8", "feature_dim")
+    return {"name": name, **{k: provenance.get(k) for k in keep}}
+
+
+def real_features_key(
+    model: Any, ctx: EvalContext, which: str, extractor: dict[str, Any], precision: str
+) -> dict[str, Any]:
+    """The feature-cache key of one real set of an image evaluation (see :mod:`ganzoo.metrics.cache`).
+
+    :param model: the variant evaluated (its image size, channels and data options shape the data).
+    :param ctx: the evaluation context.
+    :param which: ``"reference"`` or ``"floor"``.
+    :param extractor: the extractor's identity (name, weights sha256, resizer, quantization, feature size).
+    :param precision: the resolved extraction precision.
+    """
+    from ganzoo.metrics.cache import KEY_VERSION, data_content_digest, indices_digest, normalised_spec
+
+    split, ds, idx, seed = _plan(model, ctx)[which]
+    key = {
+        "version": KEY_VERSION,
+        "data": normalised_spec(ctx.data),
+        "content": data_content_digest(ctx.data),
+        "data_seed": ctx.data_seed,
+        "split": split,
+        "dataset_len": len(ds),
+        "n": len(idx),
+        "subset_seed": seed,
+        "indices": indices_digest(idx),
+        "pipeline": {
+            "image_size": int(getattr(model, "image_size", 0)),
+            "channels": int(getattr(model, "channels", 0)),
+            "data_options": model.data_options() if hasattr(model, "data_options") else {},
+        },
+        "extractor": extractor,
+        "precision": precision,
+        "keep": len(idx),
+    }
+    return json.loads(json.dumps(key, sort_keys=True, default=str))
+
+
+# Training a domain classifier on first use (docs/metrics.md: 24-59 s on 2 shared cores).
+DOMAIN_TRAIN_SECONDS = 60.0
+# Evaluations shorter than this show no progress bar at all.
+BAR_DELAY_S = 3.0
+
+
+def _bar(ctx: EvalContext, total: int, what: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        desc=what,
+        unit="img",
+        file=sys.stderr,
+        disable=not ctx.progress,
+        delay=BAR_DELAY_S,
+        dynamic_ncols=True,
     )
+
+
+def _real_and_fake(
+    model: Any, ctx: EvalContext, section: str, extractor: Any, out: Evaluation
+) -> tuple[FeatureSet, FeatureSet, FeatureSet]:
+    """Feature sets of N train images (the reference), N held-out images (the floor) and N samples, the real ones
+    from the feature cache when present there."""
+    n, seed = ctx.n, ctx.seed
+    inception, domain = (extractor, None) if section == "inception" else (None, extractor)
+    precision = resolve_feature_precision(ctx.feature_precision, ctx.device)
+    ident = _extractor_identity(section, extractor.provenance)
+    plan = _plan(model, ctx)
+    cache = ctx.feature_cache()
+    sets: dict[str, FeatureSet] = {}
+    infos: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    what = "Inception" if section == "inception" else "the domain classifier"
+    with _bar(ctx, n, f"eval {section}") as bar:
+
+        def extract(batches: Any) -> FeatureSet:
+            fs = FeatureSet(inception, domain, n, precision)
+            for imgs in batches:
+                if imgs.ndim != 4:
+                    raise ConfigError(f"{model.name} generated {tuple(imgs.shape)}; image metrics need (B, C, H, W)")
+                fs.update(imgs)
+                bar.update(imgs.shape[0])
+            return fs
+
+        for which in ("reference", "floor"):
+            _, ds, idx, _ = plan[which]
+            key = real_features_key(model, ctx, which, ident, precision)
+            cached = cache.enabled and cache.path_for(key).is_file()
+            if not cached:
+                bar.total += len(idx)
+                bar.refresh()
+
+            def compute(ds: Any = ds, idx: list[int] = idx) -> dict[str, Any]:
+                later = " (cached for later evaluations)" if cache.enabled else ""
+                ctx.say(f"computing {section} features of {len(idx)} real images{later}")
+                return extract(iter_images(ds, idx, ctx.batch_size)).state_tensors()
+
+            tensors, infos[which] = cache.get_or_compute(key, compute)
+            fs = FeatureSet(inception, domain, n, precision)
+            fs.load_state_tensors(tensors)
+            sets[which] = fs
+        fake = extract(noise_batches(model, n, seed, ctx.batch_size))
+    ref, floor = sets["reference"], sets["floor"]
+    hits = sum(1 for i in infos.values() if i.get("hit"))
+    ctx.say(
+        f"{what}: features of {fake.num} generated images and {ref.num} + {floor.num} real ones "
+        f"({hits} of 2 real sets from the cache) in {time.perf_counter() - t0:.1f} s"
+    )
+    out.provenance.setdefault(section, {})["reference_features"] = {**infos, "precision": precision}
     out.reference = {
         "data": ctx.data,
         "reference_split": f"train, {ref.num} items drawn with seed {seed}",
-        "floor_split": f"{split_note}, {floor.num} items drawn with seed {seed + 1}",
+        "floor_split": f"{plan['split_note']}, {floor.num} items drawn with seed {seed + 1}",
         "generated": f"{fake.num} samples, noise seeds derived from {seed}",
     }
     if fake.num != n or ref.num < n:
         out.notes.append(f"asked for N={n}; used {fake.num} generated and {ref.num} reference images")
     return ref, fake, floor
+
+
+def _estimate(model: Any, ctx: EvalContext, section: str, extractor: dict[str, Any] | None) -> float:
+    """Seconds the extraction of an image evaluation is expected to take (real sets not yet cached, plus N
+    generated images), from :data:`ganzoo.metrics.evaluate.CPU_SECONDS_PER_IMAGE`."""
+    precision = resolve_feature_precision(ctx.feature_precision, ctx.device)
+    plan = _plan(model, ctx)
+    images = ctx.n
+    cache = ctx.feature_cache()
+    for which in ("reference", "floor"):
+        cold = not cache.enabled or extractor is None
+        if not cold:
+            cold = not cache.path_for(real_features_key(model, ctx, which, extractor, precision)).is_file()
+        images += len(plan[which][2]) if cold else 0
+    per = CPU_SECONDS_PER_IMAGE[(section, precision)] / (100 if torch.device(ctx.device).type == "cuda" else 1)
+    return images * per
+
+
+def _inception(ctx: EvalContext) -> tuple[Any, str | None]:
+    """The Inception extractor of this call (loaded once and shared), or ``(None, reason)``."""
+    if "inception" not in ctx.shared:
+        ctx.shared["inception"] = load_inception(ctx.inception_weights, device=ctx.device)
+    return ctx.shared["inception"]
 
 
 class InceptionEvaluator:
@@ -130,18 +261,27 @@ class InceptionEvaluator:
         """Image models only (not 2D points)."""
         return not is_point_model(model, data)
 
+    headline = "fid"
+
+    def estimate_seconds(self, model: Any, ctx: EvalContext) -> float | None:
+        """Expected seconds: the Inception forwards of the real sets not yet cached and of N samples."""
+        inception, _ = _inception(ctx)
+        if inception is None:
+            return None
+        return _estimate(model, ctx, "inception", _extractor_identity("inception", inception.provenance))
+
     def evaluate(self, model: Any, ctx: EvalContext) -> Evaluation:
         """Scores against the train split, and the real-vs-real floor at the same N."""
         model = require(model, NoiseGenerator, purpose="the inception evaluator")
         out = Evaluation()
-        inception, why = load_inception(ctx.inception_weights, device=ctx.device)
+        inception, why = _inception(ctx)
         if inception is None:
             if ctx.explicit:
                 raise GanzooError(why or "Inception weights unavailable")
             out.notes.append(why or "Inception weights unavailable")
             return out
-        out.provenance["inception"] = inception.provenance
-        ref, fake, floor = _real_and_fake(model, ctx, inception, None, out)
+        out.provenance["inception"] = dict(inception.provenance)
+        ref, fake, floor = _real_and_fake(model, ctx, "inception", inception, out)
         out.scores.update(distribution_scores(ref, fake, set(ctx.metrics), ctx.seed))
         out.baselines["real_vs_real"] = distribution_scores(ref, floor, set(ctx.metrics), ctx.seed)
         return out
@@ -156,6 +296,29 @@ class DomainEvaluator:
     metrics = ("fd-dom", "kid-dom", "prdc-dom", "classes")
     default_n = 1000
     help = "Frechet distance, KID, PRDC, class coverage/KL and IS on the data's domain-classifier features"
+    headline = "fd-dom"
+
+    def estimate_seconds(self, model: Any, ctx: EvalContext) -> float | None:
+        """Expected seconds of the classifier's forwards (milliseconds per image), plus its training when it is
+        not cached yet."""
+        name = spec_name(ctx.data)
+        if name not in DOMAIN_DATASETS:
+            return None
+        if not domain_cache_path(ctx.data, model.image_size, model.channels, recipe_for(ctx.data)).is_file():
+            return DOMAIN_TRAIN_SECONDS + _estimate(model, ctx, "domain", None)
+        try:
+            domain = self._classifier(model, ctx)
+        except DomainClassifierError:
+            return None
+        return _estimate(model, ctx, "domain", _extractor_identity("domain", domain.provenance))
+
+    def _classifier(self, model: Any, ctx: EvalContext) -> Any:
+        key = f"domain:{model.image_size}:{model.channels}"
+        if key not in ctx.shared:
+            ctx.shared[key] = get_domain_classifier(
+                ctx.data, model.image_size, model.channels, min_accuracy=ctx.min_domain_accuracy, log=ctx.log
+            ).to(ctx.device)
+        return ctx.shared[key]
 
     def applies(self, model: Any, data: str) -> bool:
         """Image models only (not 2D points)."""
@@ -171,16 +334,14 @@ class DomainEvaluator:
                 raise DomainClassifierError(
                     f"no domain classifier for data {name!r} (datasets with one: {', '.join(DOMAIN_DATASETS)})"
                 )
-            domain = get_domain_classifier(
-                ctx.data, model.image_size, model.channels, min_accuracy=ctx.min_domain_accuracy, log=ctx.log
-            ).to(ctx.device)
+            domain = self._classifier(model, ctx)
         except DomainClassifierError as e:
             if ctx.explicit:
                 raise
             out.notes.append(f"domain metrics skipped: {e}")
             return out
-        out.provenance["domain"] = domain.provenance
-        ref, fake, floor = _real_and_fake(model, ctx, None, domain, out)
+        out.provenance["domain"] = dict(domain.provenance)
+        ref, fake, floor = _real_and_fake(model, ctx, "domain", domain, out)
         out.scores.update(distribution_scores(ref, fake, set(ctx.metrics), ctx.seed))
         out.baselines["real_vs_real"] = distribution_scores(ref, floor, set(ctx.metrics), ctx.seed)
         return out
@@ -194,6 +355,7 @@ class Modes2DEvaluator:
     metrics = ("modes-2d",)
     default_n = 2500
     help = "2D mixtures: modes captured, high-quality fraction, reverse KL (VEEGAN/PacGAN)"
+    headline = "modes-2d"
 
     def applies(self, model: Any, data: str) -> bool:
         """Point models, or point data."""

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ganzoo.data.base import DataError
-from ganzoo.errors import ConfigError
+from ganzoo.errors import TRUST_HELP, ConfigError
 
 __all__ = ["register_commands", "pair_files", "read_pairs"]
 
@@ -43,6 +43,7 @@ def configure_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, help="sample count N (default: each evaluator's own)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
     p.add_argument("--batch-size", dest="batch_size", type=int, default=64)
     p.add_argument(
         "--min-domain-accuracy",
@@ -52,6 +53,20 @@ def configure_eval(p: argparse.ArgumentParser) -> None:
         help="refuse domain-classifier scores below this held-out accuracy (default 0.95)",
     )
     p.add_argument("--inception-weights", dest="inception_weights", help="path of the FID Inception weights file")
+    p.add_argument(
+        "--no-cache",
+        dest="no_cache",
+        action="store_true",
+        help="recompute the real data's feature statistics instead of reading (and writing) the feature cache",
+    )
+    p.add_argument(
+        "--feature-precision",
+        dest="feature_precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="precision of the feature extractors (auto: the fastest within 1%% of fp32's FID; see docs/metrics.md)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines, bar or cost estimate")
     p.add_argument("-o", "--output", help="where to write the JSON (default: metrics.json beside the model)")
     p.add_argument("--no-save", action="store_true", help="print only, write no file")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
@@ -119,7 +134,7 @@ def run_eval(args: argparse.Namespace) -> int:
     path = Path(args.model)
     if not path.exists():
         raise ConfigError(f"model {str(path)!r} does not exist; give a run directory or a .safetensors file")
-    model = load(path, device=args.device)
+    model = load(path, device=args.device, trust_unverified=args.trust_unverified)
     data = args.data or _run_data(path)
     res = evaluate(
         model,
@@ -131,7 +146,9 @@ def run_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         inception_weights=args.inception_weights,
         min_domain_accuracy=args.min_domain_accuracy if args.min_domain_accuracy is not None else DEFAULT_MIN_ACCURACY,
-        log=None if args.json else _stderr,
+        log=None if args.json or args.quiet else _stderr,
+        cache=not args.no_cache,
+        feature_precision=args.feature_precision,
     )
     res["model_path"] = str(path)
     out = None
@@ -166,6 +183,10 @@ def configure_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=50)
     p.add_argument("--per-image", dest="per_image", action="store_true", help="print the per-image values too")
+    p.add_argument(
+        "--no-cache", dest="no_cache", action="store_true", help="recompute data-spec features, bypassing the cache"
+    )
+    p.add_argument("--feature-precision", dest="feature_precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--json", action="store_true")
 
 
@@ -235,7 +256,7 @@ def _image_source(
 ) -> tuple[Callable[[], Iterator[Tensor]], str]:
     """A re-iterable source of uint8 batches from a folder or a data spec, and a description of it."""
     from ganzoo.data.files import list_images, load_image
-    from ganzoo.metrics.evaluate import iter_images, subset
+    from ganzoo.metrics.evaluate import subset
 
     p = Path(src)
     if p.is_dir():
@@ -257,9 +278,37 @@ def _image_source(
         return folder_batches, f"folder {p} ({len(chosen)} of {len(files)} images)"
     if ":" not in src and "@" not in src and ("/" in src or "." in src):
         raise DataError(f"image folder not found: {src}")
+    from ganzoo.metrics.cache import data_content_digest, indices_digest, normalised_spec
+
     ds = _data_source(src, image_size, channels or 3)
     idx = subset(len(ds), n, seed) if n else list(range(len(ds)))
-    return (lambda: iter_images(ds, idx, batch_size)), f"data {src} ({len(idx)} of {len(ds)} items, {image_size}px)"
+    spec, _, split = src.partition("@")
+    identity = {
+        "data": normalised_spec(spec),
+        "content": data_content_digest(spec),
+        "data_seed": 0,
+        "split": split or "train",
+        "dataset_len": len(ds),
+        "n": len(idx),
+        "subset_seed": seed,
+        "indices": indices_digest(idx),
+        "pipeline": {"image_size": image_size, "channels": channels or 3, "data_options": {}},
+    }
+    return (lambda: _SpecBatches(ds, idx, batch_size, identity)), (
+        f"data {src} ({len(idx)} of {len(ds)} items, {image_size}px)"
+    )
+
+
+class _SpecBatches:
+    """uint8 batches of a data-spec subset, with what identifies them for the feature cache."""
+
+    def __init__(self, ds: Any, idx: list[int], batch_size: int, identity: dict[str, Any]) -> None:
+        self.ds, self.idx, self.batch_size, self.cache_identity = ds, idx, batch_size, identity
+
+    def __iter__(self) -> Iterator[Tensor]:
+        from ganzoo.metrics.evaluate import iter_images
+
+        return iter_images(self.ds, self.idx, self.batch_size)
 
 
 def run_metrics(args: argparse.Namespace) -> int:
@@ -312,6 +361,8 @@ def run_metrics(args: argparse.Namespace) -> int:
                 min_accuracy=args.min_domain_accuracy,
                 seed=args.seed,
                 log=_stderr,
+                precision=args.feature_precision,
+                cache=not args.no_cache,
             )
         )
         out["a"], out["b"] = desc_a, desc_b

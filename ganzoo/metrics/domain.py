@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ganzoo.data.base import DataRequest, get_items
 from ganzoo.errors import GanzooError
 from ganzoo.metrics.modes import class_histogram_stats, stacked_classes
-from ganzoo.utils.download import cache_dir
+from ganzoo.utils.download import cache_dir, sha256_file
 
 __all__ = [
     "DOMAIN_DATASETS",
@@ -194,6 +194,7 @@ class DomainClassifier:
         self.meta = meta
         self.sha256 = sha256
         self.path = path
+        self.channels_last = False
 
     @property
     def accuracy(self) -> float:
@@ -236,11 +237,24 @@ class DomainClassifier:
         self.net.to(device)
         return self
 
+    def set_channels_last(self, on: bool) -> DomainClassifier:
+        """Run the network in channels_last memory format (with bf16 autocast the fastest on a CPU).
+
+        :param on: channels_last (True) or contiguous (False).
+        :returns: self.
+        """
+        if on != self.channels_last:
+            self.net.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+            self.channels_last = on
+        return self
+
     @torch.no_grad()
     def features_and_probs(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Penultimate features (B, 128) and softmax probabilities (B, K) of uint8 or [-1, 1] images."""
         dev = next(self.net.parameters()).device
         x = DomainNet.prepare(images.to(dev))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if x.shape[1] != self.channels:
             raise DomainClassifierError(
                 f"the domain classifier takes {self.channels}-channel images, got {x.shape[1]} channels"
@@ -376,18 +390,24 @@ def get_domain_classifier(
 
     Raises :class:`DomainClassifierError` when its held-out accuracy is below ``min_accuracy`` (``None``: no check).
     """
+    from ganzoo.errors import CheckpointError
     from ganzoo.train.checkpoint import load_tensors, save_tensors
 
     _check_supported(_normalise_spec(spec)[0])
     recipe = recipe or recipe_for(spec)
     path = domain_cache_path(spec, image_size, channels, recipe)
     clf: DomainClassifier | None = None
+    meta: dict = {}
     if cache and path.is_file():
-        tensors, meta = load_tensors(path, FORMAT_DOMAIN)
+        try:
+            tensors, meta = load_tensors(path, FORMAT_DOMAIN)
+        except CheckpointError:  # a damaged cache, or one written before files carried a digest: train again
+            tensors, meta = {}, {}
+    if meta:
         info = meta["ganzoo.domain"]
         net = DomainNet(int(info["channels"]), int(info["num_classes"]), int(info["recipe"]["width"]))
         net.load_state_dict(tensors)
-        clf = DomainClassifier(net, info, meta["ganzoo.sha256"], path)
+        clf = DomainClassifier(net, info, sha256_file(path), path)
     if clf is None:
         if log is not None:
             log(f"training the domain classifier for {spec} ({image_size}px, {channels}ch) ...")
@@ -396,8 +416,7 @@ def get_domain_classifier(
         saved = path if cache else None
         if cache:
             save_tensors(path, tensors, {"ganzoo.domain": info}, FORMAT_DOMAIN)
-            _, meta = load_tensors(path, FORMAT_DOMAIN)
-            digest = meta["ganzoo.sha256"]
+            digest = sha256_file(path)
         else:
             digest = _weights_digest(tensors)
         clf = DomainClassifier(net, info, digest, saved)

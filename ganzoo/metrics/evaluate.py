@@ -13,8 +13,10 @@ noise batches.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +35,7 @@ from ganzoo.metrics.image import l1_per_image, pm1_to_255, psnr_per_image, ssim_
 from ganzoo.tasks import NoiseGenerator, protocol_of, require
 
 __all__ = [
+    "FEATURE_PRECISIONS",
     "FeatureSet",
     "bicubic_upsample",
     "distribution_scores",
@@ -47,6 +50,7 @@ __all__ = [
     "metrics_path",
     "noise_batches",
     "provenance_common",
+    "resolve_feature_precision",
     "spec_name",
     "subset",
     "to_pm1",
@@ -77,29 +81,111 @@ def load_inception(
         return None, f"FID/KID/PRDC skipped: Inception weights unavailable ({e})"
 
 
+FEATURE_PRECISIONS = ("auto", "fp32", "bf16")
+# What "auto" extracts with, per device type (docs/metrics.md, "Extraction speed"): the fastest setting whose FID
+# (and FD-dom) stayed within 1 % of fp32's on real data. "bf16" is bf16 autocast with channels_last weights and inputs.
+AUTO_PRECISION: dict[str, str] = {"cpu": "bf16", "cuda": "fp32"}
+# Seconds per image of each extractor and precision on one thread of this project's shared 2-core CPUs
+# (benchmarks/feature_speed.py), for the cost estimate printed before a long evaluation; a GPU is taken as 100x faster.
+CPU_SECONDS_PER_IMAGE: dict[tuple[str, str], float] = {
+    ("inception", "fp32"): 0.3,
+    ("inception", "bf16"): 0.14,
+    ("domain", "fp32"): 0.002,
+    ("domain", "bf16"): 0.002,
+}
+
+
+def resolve_feature_precision(precision: str, device: str | torch.device) -> str:
+    """The precision the feature extractors run at: ``fp32``, or ``bf16`` (autocast, channels_last); ``auto`` picks
+    per device (:data:`AUTO_PRECISION`).
+
+    :param precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
+    :param device: where the extractors run.
+    :raises ConfigError: for another value.
+    """
+    if precision not in FEATURE_PRECISIONS:
+        choices = ", ".join(FEATURE_PRECISIONS)
+        raise ConfigError(f"feature precision {precision!r} is not valid; choose one of {choices}")
+    if precision != "auto":
+        return precision
+    kind = torch.device(device).type
+    choice = AUTO_PRECISION.get(kind, "fp32")
+    if choice == "bf16" and kind == "cpu":
+        from ganzoo.train.config import cpu_has_bf16
+
+        # Without native bf16 the CPU emulates it, slower than fp32.
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return choice
+
+
 class FeatureSet:
     """Everything kept of one image set: Inception and domain feature statistics (with up to ``keep`` raw rows
-    for KID and PRDC), and domain class probabilities."""
+    for KID and PRDC), and domain class probabilities.
 
-    def __init__(self, inception: Any = None, domain: DomainClassifier | None = None, keep: int = 10_000) -> None:
+    :param inception: the Inception extractor, or None.
+    :param domain: the domain classifier, or None.
+    :param keep: raw feature rows kept for KID/PRDC.
+    :param precision: ``"fp32"``, or ``"bf16"`` to run the extractors under bf16 autocast in channels_last memory
+        format (features and the statistics stay float32/float64).
+    """
+
+    def __init__(
+        self, inception: Any = None, domain: DomainClassifier | None = None, keep: int = 10_000, precision: str = "fp32"
+    ) -> None:
         self.inception = inception
         self.domain = domain
+        self.keep = keep
+        self.precision = precision
         self.incep = FeatureStats(max_keep=keep, keep_device="cpu")
         self.dom = FeatureStats(max_keep=keep, keep_device="cpu")
         self.probs: list[Tensor] = []
         self.num = 0
 
+    def _autocast(self, device: torch.device) -> Any:
+        if self.precision == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     @torch.no_grad()
     def update(self, images: Tensor) -> None:
         """Add a batch: uint8 0..255 or float [-1, 1] images (B, C, H, W)."""
+        # Set on every batch: the extractors are shared, and fp32 must mean the plain contiguous reference.
+        cl = self.precision == "bf16"
         if self.inception is not None:
+            if hasattr(self.inception, "set_channels_last"):
+                self.inception.set_channels_last(cl)
             dev = next(self.inception.parameters()).device
-            self.incep.update(self.inception(images.to(dev)))
+            with self._autocast(dev):
+                f = self.inception(images.to(dev))
+            self.incep.update(f.float())
         if self.domain is not None:
-            f, p = self.domain.features_and_probs(images)
-            self.dom.update(f)
-            self.probs.append(p.cpu())
+            self.domain.set_channels_last(cl)
+            dev = next(self.domain.net.parameters()).device
+            with self._autocast(dev):
+                f, p = self.domain.features_and_probs(images)
+            self.dom.update(f.float())
+            self.probs.append(p.float().cpu())
         self.num += images.shape[0]
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        """The set's statistics, kept rows and probabilities as CPU tensors (what the feature cache stores)."""
+        out = {"num": torch.tensor([self.num], dtype=torch.int64)}
+        out.update({f"incep/{k}": v for k, v in self.incep.state_tensors().items()})
+        out.update({f"dom/{k}": v for k, v in self.dom.state_tensors().items()})
+        if self.probs:
+            out["probs"] = torch.cat(self.probs)
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Replace the contents with those of :meth:`state_tensors` (bit for bit).
+
+        :param tensors: what :meth:`state_tensors` returned.
+        """
+        self.num = int(tensors["num"][0])
+        for attr, prefix in (("incep", "incep/"), ("dom", "dom/")):
+            part = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            setattr(self, attr, FeatureStats.from_state_tensors(part, max_keep=self.keep, keep_device="cpu"))
+        self.probs = [tensors["probs"]] if "probs" in tensors else []
 
 
 def frechet_from_features(fa: Tensor, fb: Tensor) -> float:
@@ -347,6 +433,9 @@ def evaluate(
     inception_weights: str | None = None,
     min_domain_accuracy: float = DEFAULT_MIN_ACCURACY,
     log: Log | None = None,
+    cache: bool = True,
+    feature_precision: str = "auto",
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` with the evaluators registered for its task; returns a JSON-serialisable dict.
 
@@ -365,6 +454,12 @@ def evaluate(
     :param inception_weights: path of the FID Inception weights (default: the usual search).
     :param min_domain_accuracy: the domain classifier refuses to score below this held-out accuracy.
     :param log: receives progress lines.
+    :param cache: read and write the real-data feature statistics in the feature cache (:mod:`ganzoo.metrics.cache`);
+        ``False`` recomputes them and stores nothing.
+    :param feature_precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (the fastest setting that keeps FID
+        within 1 % of fp32's, per extractor and device: :data:`AUTO_PRECISION`).
+    :param progress: show a progress bar with an ETA on stderr (default: when ``log`` is set and stderr is a
+        terminal).
     :returns: ``{"model", "variant", "task", "data", "n", "seed", "metrics", "evaluators", "scores", "baselines",
         "notes", "provenance", "seconds"}`` (and ``"reference"`` when real sets were drawn); ``scores`` are flat
         numbers, ``baselines`` maps a baseline name (``real_vs_real``, ``bicubic``, ``identity``, ``chance``) to
@@ -386,6 +481,7 @@ def evaluate(
     selected, explicit = _select(task, found, metrics)
     if n is not None and int(n) < 2:
         raise ConfigError(f"n must be >= 2, got {n}")
+    resolve_feature_precision(feature_precision, device)  # a bad value fails before any work
     sizes = {e.name: int(n if n is not None else e.default_n) for e, _ in selected}
     was_training = getattr(model, "training", False)
     if isinstance(model, torch.nn.Module):
@@ -415,11 +511,16 @@ def evaluate(
         inception_weights=inception_weights,
         min_domain_accuracy=min_domain_accuracy,
         log=log,
+        cache=cache,
+        feature_precision=feature_precision,
+        progress=bool(log is not None and sys.stderr.isatty()) if progress is None else progress,
     )
     try:
         with torch.no_grad():
-            for evaluator, chosen in selected:
-                _merge(res, evaluator.evaluate(model, base.for_evaluator(sizes[evaluator.name], chosen)))
+            contexts = [(e, base.for_evaluator(sizes[e.name], chosen)) for e, chosen in selected]
+            _announce_cost(model, contexts, base, n)
+            for evaluator, ctx in contexts:
+                _merge(res, evaluator.evaluate(model, ctx))
     finally:
         if was_training and hasattr(model, "train"):
             model.train()
@@ -431,6 +532,36 @@ def evaluate(
         if isinstance(v, float) and math.isnan(v):
             res["notes"].append(f"{k} is NaN (undefined for these samples)")
     return res
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _announce_cost(model: Any, contexts: list[tuple[Evaluator, EvalContext]], base: EvalContext, n: int | None) -> None:
+    """One line before an evaluation expected to take over a minute: the estimate and what makes it cheaper."""
+    if base.log is None:
+        return
+    parts: list[tuple[str, float]] = []
+    for evaluator, ctx in contexts:
+        est = getattr(evaluator, "estimate_seconds", None)
+        seconds = est(model, ctx) if est is not None else None
+        if seconds:
+            parts.append((evaluator.name, float(seconds)))
+    total = sum(s for _, s in parts)
+    if total <= 60:
+        return
+    worst, _ = max(parts, key=lambda p: p[1])
+    smaller = max(2, min(c.n for _, c in contexts) // 4)
+    cache_hint = (
+        "the real-data features are computed once and cached, so later runs cost less"
+        if base.cache
+        else "without --no-cache the real-data features would be cached"
+    )
+    base.say(
+        f"estimated {_duration(total)} ({', '.join(f'{k} {_duration(v)}' for k, v in parts)}); cheaper: a smaller "
+        f"-n (e.g. -n {smaller}), or --metrics without {worst}'s metrics; {cache_hint}"
+    )
 
 
 def metrics_path(model_path: str | Path) -> Path:

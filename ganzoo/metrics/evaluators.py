@@ -66,6 +66,12 @@ class EvalContext:
     """Domain classifiers below this held-out accuracy refuse to score."""
     log: Callable[[str], None] | None = None
     """Receives progress lines (None: quiet)."""
+    cache: bool = True
+    """Read and write real-data feature statistics in the feature cache (:mod:`ganzoo.metrics.cache`)."""
+    feature_precision: str = "auto"
+    """``fp32``, ``bf16`` (autocast) or ``auto`` (per extractor: ``ganzoo.metrics.evaluate.AUTO_PRECISION``)."""
+    progress: bool = False
+    """Show a progress bar with an ETA on stderr for long feature extractions."""
     shared: dict[str, Any] = field(default_factory=dict)
     """State shared by every evaluator of one call, keyed by string: the datasets built so far (``dataset:SPLIT``);
     a cache of real-data features belongs here too."""
@@ -100,6 +106,14 @@ class EvalContext:
             self.shared[key] = build_dataset(self.data, model, split=split, seed=self.data_seed)
         return self.shared[key]
 
+    def feature_cache(self) -> Any:
+        """The :class:`ganzoo.metrics.cache.FeatureCache` of this call (disabled when :attr:`cache` is off)."""
+        if "feature_cache" not in self.shared:
+            from ganzoo.metrics.cache import FeatureCache
+
+            self.shared["feature_cache"] = FeatureCache(enabled=self.cache, log=self.log)
+        return self.shared["feature_cache"]
+
     def for_evaluator(self, n: int, metrics: frozenset[str]) -> EvalContext:
         """A copy for one evaluator, sharing :attr:`shared`.
 
@@ -127,7 +141,16 @@ class Evaluation:
 
 @runtime_checkable
 class Evaluator(Protocol):
-    """One evaluation protocol for one or more tasks, registered with ``ganzoo_register_evaluators``."""
+    """One evaluation protocol for one or more tasks, registered with ``ganzoo_register_evaluators``.
+
+    Two optional members are read with ``getattr``:
+
+    - ``headline: str``, the metric of :attr:`metrics` that training-time evaluation (``ganzoo train --eval-every``)
+      records (default: the first of :attr:`metrics`);
+    - ``estimate_seconds(model, ctx) -> float | None``, the expected cost of :meth:`evaluate` with ``ctx``;
+      :func:`ganzoo.metrics.evaluate` announces an evaluation expected to take over a minute, with what makes it
+      cheaper.
+    """
 
     name: str
     """Unique name, lowercase (``fid``, ``image-pairs``)."""

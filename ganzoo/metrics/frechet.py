@@ -113,6 +113,39 @@ class FeatureStats:
             self._num_kept += part.shape[0]
             room -= part.shape[0]
 
+    def state_tensors(self) -> dict[str, Tensor]:
+        """The accumulator's exact state (sums, shift, kept rows) as CPU tensors, for :meth:`from_state_tensors`.
+
+        :returns: ``{"num", "shift", "sum", "outer", "kept"}`` (only ``num`` when empty).
+        """
+        out = {"num": torch.tensor([self.num], dtype=torch.int64)}
+        if self._shift is not None and self._sum is not None and self._outer is not None:
+            out.update(shift=self._shift.cpu(), sum=self._sum.cpu(), outer=self._outer.cpu())
+            kept = self.features()
+            if kept is not None:
+                out["kept"] = kept.cpu()
+        return out
+
+    @classmethod
+    def from_state_tensors(
+        cls, tensors: dict[str, Tensor], max_keep: int = 0, keep_device: str | torch.device | None = None
+    ) -> FeatureStats:
+        """An accumulator restored from :meth:`state_tensors`: the same statistics, bit for bit.
+
+        :param tensors: what :meth:`state_tensors` returned.
+        :param max_keep: the row cap of the new accumulator (rows beyond it are dropped).
+        :param keep_device: where kept rows are stored.
+        """
+        st = cls(max_keep=max_keep, keep_device=keep_device)
+        st.num = int(tensors["num"][0])
+        if "shift" in tensors:
+            st._shift, st._sum, st._outer = tensors["shift"], tensors["sum"], tensors["outer"]
+        if "kept" in tensors and max_keep > 0:
+            kept = tensors["kept"][:max_keep]
+            st._kept = [kept.to(st.keep_device) if st.keep_device is not None else kept]
+            st._num_kept = kept.shape[0]
+        return st
+
     def mean(self) -> Tensor:
         """Mean feature vector, float64."""
         if self._shift is None or self._sum is None:

@@ -220,6 +220,18 @@ class InceptionFeatures(nn.Module):
         self.net = load_inception_torchscript(self.location.path)
         self.resize = resize
         self.quantize = quantize
+        self.channels_last = False
+
+    def set_channels_last(self, on: bool) -> InceptionFeatures:
+        """Run the network in channels_last memory format (faster under bf16 autocast on CPUs with oneDNN).
+
+        :param on: channels_last (True) or contiguous (False).
+        :returns: self.
+        """
+        if on != self.channels_last:
+            self.net.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+            self.channels_last = on
+        return self
 
     @property
     def provenance(self) -> dict[str, str | int | bool]:
@@ -255,6 +267,8 @@ class InceptionFeatures(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = (self._resize(x) - 128) / 128
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x).float()
 
     @torch.no_grad()

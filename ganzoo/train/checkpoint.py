@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +32,22 @@ FORMAT_MODEL = "ganzoo.model/1"
 CKPT_RE = re.compile(r"^step-(\d{8,})\.safetensors$")
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+DIGEST_KEY = "ganzoo.digest"
+_DIGEST_SCHEME = "sha256-v2"
+
+
+def _digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    """``sha256-v2:HEX`` over every metadata entry but the digest itself and every tensor's name, dtype, shape and
+    bytes: an edited config value, a deleted entry or a flipped weight byte all change it."""
     h = hashlib.sha256()
+    h.update(f"ganzoo {_DIGEST_SCHEME}\n".encode())
+    header = {k: v for k, v in meta.items() if k != DIGEST_KEY}
+    h.update(json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode())
     for key in sorted(tensors):
         t = tensors[key]
-        h.update(key.encode())
-        h.update(str(t.dtype).encode())
-        h.update(str(tuple(t.shape)).encode())
+        h.update(b"\0" + key.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    return f"{_DIGEST_SCHEME}:{h.hexdigest()}"
 
 
 def _prepare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -48,11 +56,20 @@ def _prepare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any], fmt: str) -> None:
+    """Write ``tensors`` and ``metadata`` (values that are not strings are stored as JSON) atomically as one
+    safetensors file of format ``fmt``, with a digest over both (``ganzoo.digest``).
+
+    :param path: the file to write (a new path or a regular file).
+    :param tensors: name -> tensor; copied to the CPU first.
+    :param metadata: JSON-serialisable header entries.
+    :param fmt: the file's kind, e.g. :data:`FORMAT_CHECKPOINT`.
+    """
     tensors = _prepare(tensors)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     meta["ganzoo.format"] = fmt
-    meta["ganzoo.sha256"] = _digest(tensors)
     meta["ganzoo.nbytes"] = str(sum(t.numel() * t.element_size() for t in tensors.values()))
+    meta.pop(DIGEST_KEY, None)
+    meta[DIGEST_KEY] = _digest(tensors, meta)
     atomic_write_bytes(Path(path), st_save(tensors, metadata=meta))
 
 
@@ -84,34 +101,54 @@ def save_model(variant: GANVariant, path: str | Path, name: str | None = None, e
     return path
 
 
-def load_tensors(path: str | Path, fmt: str | None = None, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read and verify a ganzoo safetensors file; raises :class:`CheckpointError` naming the file on any problem."""
+def load_tensors(
+    path: str | Path, fmt: str | None = None, trust_unverified: bool = False
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a ganzoo safetensors file and verify its digest over header and tensors.
+
+    :param path: the file.
+    :param fmt: the expected format (:data:`FORMAT_CHECKPOINT`, :data:`FORMAT_MODEL`, ...); ``None`` accepts any.
+    :param trust_unverified: accept a file that carries no digest (written by hand or by a ganzoo older than the
+        digest over the header), with a warning; a digest that does not match is refused whatever this says.
+    :returns: ``(tensors, metadata)``, metadata values decoded from JSON where they are JSON.
+    :raises CheckpointError: naming the file, when it is missing, unreadable, of another format, not ganzoo's,
+        without a digest (unless trusted) or failing its digest.
+    """
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"{str(p)!r} does not exist")
+        raise CheckpointError(f"{str(p)!r} does not exist" if not p.exists() else f"{str(p)!r} is not a regular file")
     if p.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin"):
         raise CheckpointError(
             f"{str(p)!r} is not a safetensors file; ganzoo loads its own models only from .safetensors"
         )
     data = p.read_bytes()
     try:
-        from safetensors import safe_open  # noqa: F401 - imported to fail early if safetensors is broken
-
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
         header = json.loads(data[8 : 8 + header_len])
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
     except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError, OverflowError) as e:
         raise CheckpointError(f"{str(p)!r} is not a readable safetensors file (truncated or corrupt?): {e}") from None
     meta_raw = header.get("__metadata__", {}) or {}
     got_fmt = meta_raw.get("ganzoo.format")
     if got_fmt is None:
-        raise CheckpointError(f"{str(p)!r} is a safetensors file but not one written by ganzoo (no ganzoo.format)")
+        raise CheckpointError(
+            f"{str(p)!r} is a safetensors file but not one written by ganzoo (no ganzoo.format); bring weights from "
+            "elsewhere in with `ganzoo import-weights VARIANT FILE -o OUT.safetensors`"
+        )
     if fmt is not None and got_fmt != fmt:
         raise CheckpointError(f"{str(p)!r} is a {got_fmt} file, expected {fmt}")
-    if verify:
-        want = meta_raw.get("ganzoo.sha256")
-        if want is not None and _digest(tensors) != want:
-            raise CheckpointError(f"{str(p)!r} failed its integrity check (sha256 mismatch: tampered or corrupt)")
+    want = meta_raw.get(DIGEST_KEY)
+    if want is None:
+        if not trust_unverified:
+            raise CheckpointError(
+                f"{str(p)!r} carries no ganzoo digest, so tampering cannot be ruled out; load it only if you trust "
+                "its origin, with --trust-unverified (trust_unverified=True in Python)"
+            )
+        warnings.warn(f"loading {str(p)!r} without verification: it carries no ganzoo digest", stacklevel=2)
+    elif _digest(tensors, meta_raw) != want:
+        raise CheckpointError(f"{str(p)!r} failed its integrity check (digest mismatch: tampered or corrupt)")
     meta: dict[str, Any] = {}
     for k, v in meta_raw.items():
         try:
@@ -152,6 +189,88 @@ def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
     for idx, sc in meta.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(sc)
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _kind(t: torch.Tensor | tuple) -> str:
+    return f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}"
+
+
+def check_tensors(
+    source: str, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], loose: tuple[str, ...] = ()
+) -> None:
+    """Check that ``tensors`` holds exactly the keys of ``expected`` under each prefix ``expected`` uses (the part
+    before the first ``/``), each with the expected shape and dtype; keys starting with a ``loose`` prefix (state
+    that sizes itself when loaded) are checked for dtype only.
+
+    :param source: the file, for the message.
+    :param tensors: what the file holds.
+    :param expected: name -> a tensor of the wanted shape and dtype (the live model's).
+    :param loose: key prefixes whose shape may differ.
+    :raises CheckpointError: naming the first key that is missing, unexpected or of the wrong shape or dtype.
+    """
+    prefixes = {k.split("/", 1)[0] + "/" for k in expected}
+    for prefix in sorted(prefixes):
+        want = {k for k in expected if k.startswith(prefix)}
+        have = {k for k in tensors if k.startswith(prefix)}
+        if want - have:
+            raise CheckpointError(f"{source!r} does not fit this model: missing {sorted(want - have)[:3]}")
+        if have - want:
+            raise CheckpointError(f"{source!r} does not fit this model: unexpected {sorted(have - want)[:3]}")
+    for key, ref in expected.items():
+        t = tensors[key]
+        if t.dtype != ref.dtype or (t.shape != ref.shape and not (loose and key.startswith(loose))):
+            raise CheckpointError(
+                f"{source!r} does not fit this model: {key} is {_kind(t)}, the model's is {_kind(ref)}"
+            )
+
+
+_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def check_optimizer_flat(
+    source: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: Any, prefix: str
+) -> None:
+    """Check the flat state :func:`optimizer_from_flat` would restore into ``opt`` (an Adam) before it is used: the
+    same parameter groups and sizes, and for every parameter moments of its shape and dtype and a scalar step. A
+    mismatched moment would otherwise reach the fused kernel, which does not check sizes.
+
+    :raises CheckpointError: naming the first mismatch.
+    """
+    bad = f"{source!r} holds an optimizer state ({prefix.rstrip('/')}) that does not fit this model"
+    groups = meta.get("param_groups") if isinstance(meta, dict) else None
+    if not isinstance(groups, list) or len(groups) != len(opt.param_groups):
+        raise CheckpointError(f"{bad}: {len(opt.param_groups)} parameter groups expected")
+    for g, mine in zip(groups, opt.param_groups):
+        if not isinstance(g, dict) or not isinstance(g.get("params"), list) or len(g["params"]) != len(mine["params"]):
+            raise CheckpointError(f"{bad}: a parameter group of {len(mine['params'])} parameters expected")
+    params = [p for group in opt.param_groups for p in group["params"]]
+    scalars = meta.get("scalars") or {}
+    if not isinstance(scalars, dict):
+        raise CheckpointError(f"{bad}: malformed scalars")
+    seen: dict[int, set[str]] = {}
+    for key, val in tensors.items():
+        if not key.startswith(prefix):
+            continue
+        idx, _, name = key[len(prefix) :].partition(".")
+        if not idx.isdigit() or int(idx) >= len(params):
+            raise CheckpointError(f"{bad}: {key} names no parameter (there are {len(params)})")
+        p = params[int(idx)]
+        if name in _MOMENTS:
+            if val.shape != p.shape or val.dtype != p.dtype:
+                raise CheckpointError(f"{bad}: {key} is {_kind(val)}, its parameter is {_kind(p)}")
+        elif name == "step":
+            if val.numel() != 1 or val.dtype.is_complex or val.dtype == torch.bool:
+                raise CheckpointError(f"{bad}: {key} is {_kind(val)}, a scalar step expected")
+        else:
+            raise CheckpointError(f"{bad}: unknown state {key}")
+        seen.setdefault(int(idx), set()).add(name)
+    for idx, sc in scalars.items():
+        if not str(idx).isdigit() or int(idx) >= len(params) or not isinstance(sc, dict):
+            raise CheckpointError(f"{bad}: scalars of parameter {idx!r}, which does not exist")
+        seen.setdefault(int(idx), set()).update(k for k in sc if k == "step")
+    for idx, names in seen.items():
+        if not {"step", "exp_avg", "exp_avg_sq"} <= names:
+            raise CheckpointError(f"{bad}: parameter {idx} lacks {sorted({'step', 'exp_avg', 'exp_avg_sq'} - names)}")
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:

@@ -21,11 +21,17 @@ class TrainingDiverged(GanzooError):
 class TrainConfig:
     """How to run training (what to train is the variant's config)."""
 
-    steps: int = help("total training steps, all stages together", 1000)
+    steps: int = help(
+        "total training steps, all stages together (ganzoo train without --steps: the variant's default_steps "
+        "when it has one)",
+        1000,
+    )
     batch_size: int | None = help("batch size; default: the variant's paper value", None)
     device: str = help("'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1' ...", "auto")
     precision: Precision = help(
-        "'auto' = bf16 on CUDA and on CPUs with native bf16, else fp32; or fp32/bf16/fp16", "auto"
+        "'auto' = bf16 on CUDA and on CPUs with native bf16, else fp32 (always fp32 for a variant whose "
+        "reduced_precision is False); or fp32/bf16/fp16",
+        "auto",
     )
     compile: bool = help("torch.compile each network separately (eager for double-backward phases)", False)
     channels_last: bool | None = help("channels_last memory format; default: the variant's preference", None)
@@ -37,6 +43,12 @@ class TrainConfig:
     ckpt_every: int = help("write a checkpoint every N steps (0: only at the end)", 1000)
     keep: int = help("checkpoints to keep (oldest deleted first)", 3)
     n_samples: int = help("images in a sample grid", 64)
+    eval_every: int = help(
+        "record the task's headline metric (FID, FD-dom, modes, PSNR, AUROC ...) of the EMA model every N steps and "
+        "at the end (0: never)",
+        0,
+    )
+    eval_n: int = help("samples per training-time evaluation (real-data statistics come from the feature cache)", 500)
     progress: bool = help("show a progress bar", True)
     tensorboard: bool = help("also log to TensorBoard when it is installed", True)
     max_skips: int = help("consecutive steps with non-finite loss/gradients (skipped) before on_nonfinite acts", 20)
@@ -52,7 +64,9 @@ class TrainConfig:
         for name in ("steps", "log_every", "keep", "n_samples", "max_skips"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("sample_every", "ckpt_every"):
+        if self.eval_n < 2:
+            raise ConfigError(f"eval_n must be >= 2, got {self.eval_n}")
+        for name in ("sample_every", "ckpt_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_size is not None and self.batch_size < 1:

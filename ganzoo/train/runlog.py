@@ -132,6 +132,24 @@ class RunLog:
             self._bar.set_postfix(**shown, img_s=f"{img_per_s:.0f}")
         self.event("log", {"step": step, "losses": losses, "img_per_s": img_per_s})
 
+    def record_eval(self, record: dict[str, Any]) -> None:
+        """A training-time evaluation: a ``log.jsonl`` line, TensorBoard scalars and an ``eval`` event.
+
+        :param record: the line to write; holds ``step`` and ``eval/...`` values.
+        """
+        step = record["step"]
+        if self.main:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, val in record.items():
+                if isinstance(val, (int, float)) and k not in ("step", "eval/n"):
+                    self._tb.add_scalar(k, val, step)
+        if self._bar is not None:
+            shown = {k[len("eval/") :]: f"{x:.4g}" for k, x in record.items() if isinstance(x, float)}
+            self._bar.write(f"step {step}: " + ", ".join(f"{k} {x}" for k, x in shown.items()))
+        self.event("eval", dict(record))
+
     def advance(self, step: int) -> None:
         """Move the progress bar to ``step`` (one step on, or back after a rollback)."""
         if self._bar is not None:

@@ -26,10 +26,21 @@ from . import distributed
 from .config import TrainConfig, TrainingDiverged, resolve_device, resolve_precision
 from .data import InfiniteSampler, build_dataset, first_items, to_device
 from .ema import EMA
+from .evaluation import TrainingEvaluation
+from .lock import RunLock
 from .optim import DenseFusedAdam
 from .runlog import LossMeter, RunLog, Throughput
 
 _PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def _stage_starts(plan: list[list[Any]]) -> list[tuple[str, int]]:
+    """``(name, first step)`` of every stage of a recorded plan ``[[name, steps], ...]``."""
+    starts, at = [], 0
+    for name, n in plan:
+        starts.append((str(name), at))
+        at += int(n)
+    return starts
 
 
 class Trainer:
@@ -50,6 +61,8 @@ class Trainer:
         moments, RNG streams and data order as an uninterrupted run).
     :param variant_name: the registered name recorded in files and shown in the progress bar (``"dcgan.mnist"``);
         default: the variant's family name.
+    :param trust_unverified: let ``resume`` (and rollback) read checkpoints that carry no ganzoo digest (written
+        by an older ganzoo), with a warning; a checkpoint that fails its digest is refused regardless.
     """
 
     def __init__(
@@ -60,8 +73,11 @@ class Trainer:
         out: str | Path = "runs/run",
         resume: bool = False,
         variant_name: str | None = None,
+        trust_unverified: bool = False,
     ):
         self.config = config or TrainConfig()
+        # Resume (and rollback) may read checkpoints that carry no digest (from an older ganzoo) only when asked.
+        self.trust_unverified = trust_unverified
         self.config.validate()
         self.variant = variant
         self.variant_name = variant_name or getattr(variant, "registered_name", None) or variant.name
@@ -72,7 +88,10 @@ class Trainer:
         self.dist, self.device = distributed.init_from_env(resolve_device(self.config.device))
         self.world = self.dist.world if self.dist is not None else 1
         self.main = self.dist is None or self.dist.main  # rank 0 alone writes files, logs and fires events
-        self.dtype = resolve_precision(self.config.precision, self.device)
+        precision = self.config.precision
+        if precision == "auto" and not variant.reduced_precision:
+            precision = "fp32"  # the variant's data or size asks for fp32 (GANVariant.reduced_precision)
+        self.dtype = resolve_precision(precision, self.device)
         self.batch_size = self.config.batch_size or variant.batch_size  # per process
         self.global_batch = self.batch_size * self.world
         self.step = 0
@@ -100,9 +119,8 @@ class Trainer:
         self.channels_last = self._channels_last()
         if self.channels_last:
             v.to(memory_format=torch.channels_last)
-        self.stages: list[Stage] = list(v.stages())
-        if not self.stages:
-            raise ConfigError(f"variant {v.name!r} declares no training stages")
+        # Every stage's length resolved from --steps (explicit lengths win over fractions); 0-step stages refused.
+        self.stages: list[Stage] = v.stage_plan(cfg.steps)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.phase_params: dict[str, list[nn.Parameter]] = {}
         for stage in self.stages:
@@ -152,10 +170,35 @@ class Trainer:
     def _stage_at(self, step: int) -> tuple[int, Stage]:
         start = 0
         for i, st in enumerate(self.stages):
-            if st.steps is None or step < start + st.steps or i == len(self.stages) - 1:
+            if i == len(self.stages) - 1 or step < start + int(st.steps or 0):
                 return start, st
-            start += st.steps
+            start += int(st.steps or 0)
         raise AssertionError("unreachable")
+
+    def _stage_record(self) -> list[list[Any]]:
+        """The resolved plan as checkpoints and ``run.json`` record it: ``[[name, steps], ...]``."""
+        plan = self.stages if hasattr(self, "stages") else self.variant.stage_plan(self.config.steps)
+        return [[st.name, st.steps] for st in plan]
+
+    def _check_stage_plan(self, recorded: list[list[Any]] | None, trained_steps: Any) -> None:
+        """Refuse to resume when this run's stages would start at other steps than the checkpoint's run's (a
+        different ``--steps`` moves the boundaries of stages sized by fraction); the last stage may grow or shrink."""
+        if not recorded:
+            return  # a checkpoint from before plans were recorded
+        now = self._stage_record()
+        if _stage_starts(recorded) == _stage_starts(now):
+            return
+        was = ", ".join(f"{name}: {n}" for name, n in recorded)
+        keep = [
+            f"--set {st.setting}={n}"
+            for st, (_, n) in zip(self.variant.stages(), recorded[:-1])
+            if st.setting and st.steps is None
+        ]
+        raise ConfigError(
+            f"the run in {str(self.out)!r} has stages {was} (--steps {trained_steps}); --steps {self.config.steps} "
+            f"gives {', '.join(f'{name}: {n}' for name, n in now)}; resume with --steps {trained_steps}"
+            + (f", or keep its boundaries with {' '.join(keep)}" if keep else "")
+        )
 
     def _set_trainable(self, stage: Stage, index: int) -> None:
         """Phase ``index`` trains its own modules; modules of the phases before it in this step are frozen (their
@@ -232,6 +275,7 @@ class Trainer:
                 "optimizers": optim_meta,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "lr_scale": self.lr_scale,
+                "stages": self._stage_record(),
             },
             "ganzoo.versions": versions(),
         }
@@ -259,7 +303,10 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path, loaded: tuple[dict, dict] | None = None) -> None:
         """Restore the run from ``path``; ``loaded`` is its already read and verified ``(tensors, meta)``."""
-        tensors, meta = loaded if loaded is not None else ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT)
+        if loaded is None:
+            loaded = ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT, self.trust_unverified)
+            self._check_checkpoint(path, *loaded)
+        tensors, meta = loaded
         if meta.get("ganzoo.variant", "").split(".")[0] != self.variant.name:
             raise CheckpointError(
                 f"{str(path)!r} holds a {meta.get('ganzoo.variant')!r} run, not {self.variant.name!r}"
@@ -276,6 +323,7 @@ class Trainer:
                 f"the run was trained with batch size {state['batch_size']}, resuming with {self.batch_size}; "
                 "resume with the same --batch-size"
             )
+        self._check_stage_plan(state.get("stages"), (meta.get("ganzoo.train") or {}).get("steps", "?"))
         model = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
         self.variant.load_state_dict(model)
         self.variant.load_extra_metadata(meta.get("ganzoo.extra") or {})
@@ -303,7 +351,8 @@ class Trainer:
         errors = []
         for _, path in ckpt.list_checkpoints(self.ckpt_dir):
             try:
-                loaded = ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT)
+                loaded = ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT, self.trust_unverified)
+                self._check_checkpoint(path, *loaded)
                 if errors and self.main:
                     print(f"ganzoo: skipped unreadable checkpoints: {'; '.join(errors)}", file=sys.stderr)
                 return path, loaded
@@ -312,6 +361,27 @@ class Trainer:
         if errors:
             raise CheckpointError("no readable checkpoint to resume from: " + "; ".join(errors))
         return None
+
+    def _check_checkpoint(self, path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Every tensor of a checkpoint against the live model before any is used (weights, buffers, EMA, optimizer
+        moments and steps, RNG state): a verified file can still be crafted, and a wrong moment shape reaches fused
+        kernels that do not check."""
+        state = meta.get("ganzoo.state")
+        if not isinstance(state, dict) or not isinstance(state.get("optimizers"), dict):
+            raise CheckpointError(f"{str(path)!r} has no training state")
+        expected = {f"model/{k}": v for k, v in self.variant.state_dict().items()}
+        if self.ema is not None:
+            expected.update(self.ema.state_tensors())
+        loose = tuple(f"{pre}{m}" for pre in ("model/", "ema/") for m in self.variant.training_state)
+        ckpt.check_tensors(str(path), tensors, expected, loose)
+        # Other ranks' streams (rng/cpu/N) are optional; each that is there has the generator's size.
+        rng = torch.get_rng_state()
+        for key in [k for k in tensors if k.startswith("rng/cpu")] or ["rng/cpu"]:
+            ckpt.check_tensors(str(path), {key: tensors[key]} if key in tensors else {}, {key: rng})
+        for name, opt in self.optimizers.items():
+            if name not in state["optimizers"]:
+                raise CheckpointError(f"{str(path)!r} has no state for the optimizer {name!r}")
+            ckpt.check_optimizer_flat(str(path), opt, tensors, state["optimizers"][name], f"optim/{name}/")
 
     def export(self, path: str | Path | None = None) -> Path:
         """Write the model (EMA generator weights when EMA is on) as one self-describing safetensors file.
@@ -374,6 +444,7 @@ class Trainer:
             "device": str(self.device),
             "precision": str(self.dtype).replace("torch.", ""),
             "batch_size": self.batch_size,
+            "stages": [{"name": name, "steps": n} for name, n in self._stage_record()],
             "versions": versions(),
         }
         if self.world > 1:
@@ -473,7 +544,14 @@ class Trainer:
 
     # ---- the run -----------------------------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Train to ``config.steps``; returns a summary with the paths written and the last logged losses."""
+        """Train to ``config.steps``; returns a summary with the paths written and the last logged losses.
+
+        The run folder is locked for the whole run (:mod:`ganzoo.train.lock`): a second run into it fails at once.
+        """
+        with RunLock(self.out) if self.main else contextlib.nullcontext():
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         self._setup()
         if self.resume:
             latest = self._latest_valid_checkpoint()
@@ -507,6 +585,7 @@ class Trainer:
         cfg = self.config
         data = self._loader(start=self.step * self.global_batch)
         meter, clock = LossMeter(), Throughput(self.step, self.global_batch)
+        evaluation = TrainingEvaluation(self)
         last: dict[str, float] = {}
         self.log.open(total=cfg.steps, initial=self.step)
         self.variant.train()
@@ -528,6 +607,8 @@ class Trainer:
                 self.log.advance(self.step)
                 if cfg.sample_every and self.step % cfg.sample_every == 0 and self.main:
                     self.write_samples(sample_inputs)
+                if evaluation.maybe_run(self.step) is not None:
+                    clock.restart(self.step)  # evaluation time is not training throughput
                 # A run in the middle of skipping non-finite steps writes no checkpoint: rollback targets stay good.
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and not int(self._consecutive_skips):
                     self.save_checkpoint()

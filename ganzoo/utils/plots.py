@@ -36,12 +36,32 @@ def read_log(path: str | Path) -> list[dict]:
 
 
 def loss_series(records: Sequence[dict]) -> dict[str, list[tuple[float, float]]]:
-    """``phase/name`` losses per step (learning rates, throughput and counters left out)."""
+    """``phase/name`` losses per step (learning rates, evaluations, throughput and counters left out)."""
     series: dict[str, list[tuple[float, float]]] = {}
     for r in records:
         for k, v in r.items():
-            if "/" in k and not k.startswith("lr/") and isinstance(v, (int, float)) and math.isfinite(v):
+            if "/" in k and not k.startswith(("lr/", "eval/")) and isinstance(v, (int, float)) and math.isfinite(v):
                 series.setdefault(k, []).append((float(r["step"]), float(v)))
+    return series
+
+
+def eval_series(records: Sequence[dict]) -> dict[str, list[tuple[float, float]]]:
+    """The training-time evaluation scores per step (``eval/SCORE`` and its ``eval/SCORE_floor``), without the
+    evaluation's own bookkeeping (``eval/n``, ``eval/seconds``).
+
+    :param records: the records of ``log.jsonl``.
+    """
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in records:
+        for k, v in r.items():
+            if (
+                k.startswith("eval/")
+                and k not in ("eval/n", "eval/seconds")
+                and isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+            ):
+                series.setdefault(k[len("eval/") :], []).append((float(r["step"]), float(v)))
     return series
 
 
@@ -107,10 +127,26 @@ def plot_series(
 
 
 def plot_losses(run: str | Path, out: str | Path | None = None, title: str | None = None) -> Path:
-    """Draw the losses of a run folder (its ``log.jsonl``) into ``out`` (default ``RUN/losses.png``)."""
+    """Draw the losses of a run folder (its ``log.jsonl``) into ``out`` (default ``RUN/losses.png``); a run with
+    training-time evaluations (``--eval-every``) gets a second panel below with their scores.
+
+    :param run: the run folder or its ``log.jsonl``.
+    :param out: the PNG to write.
+    :param title: the losses panel's title.
+    :returns: the path written.
+    """
     run = Path(run)
-    series = loss_series(read_log(run))
+    records = read_log(run)
     out = Path(out) if out is not None else (run if run.is_dir() else run.parent) / "losses.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot_series(series, title if title is not None else f"losses: {run.name}").save(out)
+    img = plot_series(loss_series(records), title if title is not None else f"losses: {run.name}")
+    evals = eval_series(records)
+    if evals:
+        metric = next((r["eval/metric"] for r in records if "eval/metric" in r), "headline metric")
+        panel = plot_series(evals, f"evaluation during training ({metric}, EMA model; _floor: real vs real)")
+        both = Image.new("RGB", (img.width, img.height + panel.height), "white")
+        both.paste(img, (0, 0))
+        both.paste(panel, (0, img.height))
+        img = both
+    img.save(out)
     return out

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 
 from ganzoo import hookimpl
+from ganzoo.errors import TRUST_HELP
 
 from .variant import AttnGAN
 
@@ -24,6 +25,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--attention-maps", metavar="FILE", help="also write the per-word attention maps (PNG)")
+    parser.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -36,7 +38,11 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ConfigError(f"-n must be >= 1, got {args.n}")
-    model = require(load(args.model, device=args.device), TextToImageGenerator, purpose="`ganzoo generate`")
+    model = require(
+        load(args.model, device=args.device, trust_unverified=args.trust_unverified),
+        TextToImageGenerator,
+        purpose="`ganzoo generate`",
+    )
     if not isinstance(model, AttnGAN):
         # Any text-to-image model draws; the words read and the attention maps are AttnGAN's own.
         if args.attention_maps:

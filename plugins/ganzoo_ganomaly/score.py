@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 
 from ganzoo.data.files import image_inputs
-from ganzoo.errors import ConfigError
+from ganzoo.errors import TRUST_HELP, ConfigError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save", metavar="FILE", help="where --calibrate saves (default: MODEL itself)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", dest="batch_size", type=int, default=256)
+    parser.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
 def _picture(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
@@ -42,9 +44,13 @@ def _picture(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
 
 def _score_files(model: Any, args: argparse.Namespace, threshold: float | None) -> None:
     from ganzoo.data.files import load_image
+    from ganzoo.utils.files import atomic_write_bytes, refuse_overwriting_inputs
     from ganzoo.utils.images import save_image
 
     files = image_inputs(args.inputs)
+    pictures = [Path(args.pictures) / f"{i:04d}_{f.stem}.png" for i, f in enumerate(files)] if args.pictures else []
+    refuse_overwriting_inputs(files, pictures, "--pictures")
+    refuse_overwriting_inputs(files, [args.csv] if args.csv else [], "--csv")
     c = model.config
     images = torch.stack([load_image(f, c.channels, c.image_size) for f in files])
     scores = model.score(images, args.batch_size)
@@ -58,16 +64,17 @@ def _score_files(model: Any, args: argparse.Namespace, threshold: float | None) 
     if threshold is None:
         print("ganzoo: no threshold (model not calibrated); pass --threshold for verdicts", file=sys.stderr)
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["path", "score", "verdict"])
-            w.writerows([(p, f"{s:.6g}", v) for p, s, v in rows])
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["path", "score", "verdict"])
+        w.writerows([(p, f"{s:.6g}", v) for p, s, v in rows])
+        atomic_write_bytes(args.csv, buf.getvalue().encode())
     if args.pictures:
         out = Path(args.pictures)
         x = images.float().div(127.5).sub(1.0)
         r = model.reconstruct(images, args.batch_size)
-        for i, f in enumerate(files):
-            save_image(_picture(x[i], r["recon"][i]), out / f"{i:04d}_{f.stem}.png")
+        for i, dest in enumerate(pictures):
+            save_image(_picture(x[i], r["recon"][i]), dest)
         print(f"wrote {len(files)} pictures (input | reconstruction | difference) to {out}", file=sys.stderr)
 
 
@@ -84,7 +91,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--calibrate needs --data SPEC (it calibrates on that dataset's val split)")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = require(load(args.model, device=args.device), AnomalyScorer, purpose="`ganzoo score`")
+    model = require(
+        load(args.model, device=args.device, trust_unverified=args.trust_unverified),
+        AnomalyScorer,
+        purpose="`ganzoo score`",
+    )
     if not isinstance(model, GANomaly):
         # Calibration, verdicts and pictures use GANomaly's reconstructions; `ganzoo eval` scores any AnomalyScorer.
         raise ConfigError(f"`ganzoo score` needs a ganomaly model, {args.model} holds {model.name}")

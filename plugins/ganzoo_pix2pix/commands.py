@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ganzoo.data.base import DataError
-from ganzoo.errors import ConfigError
+from ganzoo.errors import TRUST_HELP, ConfigError
 
 
 def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
@@ -23,6 +23,8 @@ def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
             found += [(f, f.relative_to(p).with_suffix(".png")) for f in list_images(p)]
         elif p.is_file():
             found.append((p, Path(p.name).with_suffix(".png")))
+        elif p.exists():
+            raise DataError(f"{p} is not a regular file (a FIFO, device or socket); give image files or folders")
         else:
             raise DataError(f"input not found: {p}")
     seen: dict[Path, int] = {}
@@ -60,6 +62,7 @@ def configure_translate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=0, help="resize inputs to SIZE x SIZE first (default: keep their size)")
     p.add_argument("--aligned", action="store_true", help="inputs are A|B pairs: use the A half (B half with b2a)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -69,14 +72,21 @@ def run_translate(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = require(load(args.model, device=args.device), Translator, purpose="ganzoo translate")
+    model = require(
+        load(args.model, device=args.device, trust_unverified=args.trust_unverified),
+        Translator,
+        purpose="ganzoo translate",
+    )
     if args.direction not in model.directions:
         raise ConfigError(
             f"{model.name} translates {', '.join(model.directions)} only, not {args.direction}"
             + ("; train it with direction=b2a for the other way" if args.direction == "b2a" else "")
         )
+    from ganzoo.utils.files import refuse_overwriting_inputs
+
     files = _inputs(args.inputs)
     out_dir = Path(args.output)
+    refuse_overwriting_inputs([f for f, _ in files], [out_dir / name for _, name in files])
     aligned = ("left" if args.direction == "a2b" else "right") if args.aligned else None
     channels = model.channels
     # Batches of equal-sized images, in input order; sizes that differ make separate batches.
@@ -156,6 +166,7 @@ def configure_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run directory or exported .safetensors of a pix2pix or cyclegan model")
     p.add_argument("-o", "--output", required=True, help="folder for latest_net_*.pth files")
     p.add_argument("--prefix", default="latest", help="file name prefix (an epoch number in the reference)")
+    p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -163,7 +174,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     from .interop import NETS, save_reference_state_dict
 
-    model = load(args.model)
+    model = load(args.model, trust_unverified=args.trust_unverified)
     if model.name not in NETS:
         raise ConfigError(f"{model.name} has no reference checkpoint format; only {', '.join(NETS)}")
     paths = [

@@ -9,6 +9,7 @@ BT.601 luma) before scoring against the gray HR image, which is scored as it is,
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from PIL import Image
 
 from ganzoo.data.base import DataError
 from ganzoo.data.files import image_inputs, image_to_tensor, open_image
-from ganzoo.errors import ConfigError
+from ganzoo.errors import TRUST_HELP, ConfigError
 from ganzoo.tasks import Upscaler, require
 
 
@@ -131,21 +132,27 @@ def configure_upscale(p: argparse.ArgumentParser) -> None:
         "--overlap", type=int, help="LR pixels of context around each tile (default: the receptive radius: seamless)"
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
 def run_upscale(args: argparse.Namespace) -> int:
     from ganzoo.api import load
 
     _positive_tiling(args)
-    model = upscaler(load(args.model, device=args.device), "ganzoo upscale")
+    model = upscaler(load(args.model, device=args.device, trust_unverified=args.trust_unverified), "ganzoo upscale")
+    from ganzoo.utils.files import atomic_write_bytes, refuse_overwriting_inputs
+
     files = image_inputs(args.inputs)
     out = Path(args.output)
+    refuse_overwriting_inputs(files, [out / f"{f.stem}.png" for f in files])
     out.mkdir(parents=True, exist_ok=True)
     for f in files:
         im = _open_any(f)
         sr = upscale_image(model, im, args.tile, args.overlap)
         dest = out / f"{f.stem}.png"
-        sr.save(dest)
+        buf = io.BytesIO()
+        sr.save(buf, format="PNG")
+        atomic_write_bytes(dest, buf.getvalue())
         print(f"{f} ({im.size[0]}x{im.size[1]}) -> {dest} ({sr.size[0]}x{sr.size[1]})")
     return 0
 
@@ -159,13 +166,14 @@ def configure_sr_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", metavar="DIR", help="write the model's outputs here (one subfolder per set)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
 def run_sr_eval(args: argparse.Namespace) -> int:
     from ganzoo.api import load
 
     _positive_tiling(args)
-    model = load(args.model, device=args.device) if args.model else None
+    model = load(args.model, device=args.device, trust_unverified=args.trust_unverified) if args.model else None
     results = []
     for spec in args.data:
         name, sep, path = spec.partition(":")

@@ -38,8 +38,16 @@ class SRGANConfig(GANConfig):
     ndf: int = help("discriminator width (first conv; doubles to 8x)", 64)
     d_dense: int = help("units of the discriminator's dense layer", 1024)
     gan: bool = help("train the adversarial stage after SRResNet pretraining; false = SRResNet only", True)
-    pretrain_steps: int = help("steps of the SRResNet (MSE) stage before the GAN stage (10^6 in the paper)", 1_000_000)
-    gan_lr_decay_at: int = help("GAN-stage step at which the learning rate drops to 1/10 (10^5 in the paper)", 100_000)
+    pretrain_steps: int | None = help(
+        "steps of the SRResNet (MSE) stage before the GAN stage; default: 5/6 of --steps, the paper's ratio "
+        "(10^6 pretraining steps, then 2x10^5 GAN steps)",
+        None,
+    )
+    gan_lr_decay_at: int | None = help(
+        "GAN-stage step at which the learning rate drops to 1/10; default: half the GAN stage (10^5 of the "
+        "paper's 2x10^5)",
+        None,
+    )
     content_loss: str = help("content loss of the GAN stage: vgg54 (falls back to mse without weights) or mse", "vgg54")
     vgg_weights: str = help(
         "path of torchvision's VGG19 weights (else $GANZOO_VGG19_WEIGHTS, then torch hub's cache)", ""
@@ -64,15 +72,20 @@ class SRGANConfig(GANConfig):
         for name in ("n_feats", "ndf", "d_dense", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("n_blocks", "pretrain_steps", "gan_lr_decay_at"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.gan and self.pretrain_steps < 1:
-            raise ConfigError("pretrain_steps must be >= 1 when the GAN stage follows (gan=true)")
+        if self.n_blocks < 0:
+            raise ConfigError(f"n_blocks must be >= 0, got {self.n_blocks}")
+        if self.gan_lr_decay_at is not None and self.gan_lr_decay_at < 0:
+            raise ConfigError(f"gan_lr_decay_at must be >= 0 (or unset: mid GAN stage), got {self.gan_lr_decay_at}")
+        if self.pretrain_steps is not None and self.pretrain_steps < 1:
+            raise ConfigError(f"pretrain_steps must be >= 1 (or unset: 5/6 of --steps), got {self.pretrain_steps}")
         if self.adv_weight < 0:
             raise ConfigError(f"adv_weight must be >= 0, got {self.adv_weight}")
         if self.content_loss not in CONTENT_LOSSES:
             raise UnknownNameError("content loss", self.content_loss, CONTENT_LOSSES)
+
+
+# The paper's 10^6 SRResNet steps then 2x10^5 GAN steps (10^5 at lr 1e-4, 10^5 at 1e-5): pretraining gets 5/6.
+PRETRAIN_FRACTION = 5 / 6
 
 
 class SRGAN(GANVariant):
@@ -97,6 +110,8 @@ class SRGAN(GANVariant):
         "d_dense": 16,
         "batch_size": 2,
         "pretrain_steps": 1,
+        # Fixed, not half the GAN stage: the conformance kit resumes a run of N steps to 2N, which must not move it.
+        "gan_lr_decay_at": 1,
         "content_loss": "mse",
     }
 
@@ -123,15 +138,25 @@ class SRGAN(GANVariant):
         if not c.gan:
             return [Stage("pretrain", (Phase("g_mse", ("G",), c.lr_g, betas),))]
         return [
-            Stage("pretrain", (Phase("g_mse", ("G",), c.lr_g, betas),), steps=c.pretrain_steps),
+            Stage(
+                "pretrain",
+                (Phase("g_mse", ("G",), c.lr_g, betas),),
+                steps=c.pretrain_steps,
+                fraction=PRETRAIN_FRACTION,
+                setting="pretrain_steps",
+            ),
             Stage("gan", (Phase("d", ("D",), c.lr_d, betas), Phase("g", ("G",), c.lr_g, betas))),
         ]
 
     def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
+        """x0.1 from ``gan_lr_decay_at`` steps into the GAN stage (default: its middle), counted from where the
+        resolved plan starts the stage."""
         c = self.config
-        if phase.name in ("d", "g") and step >= c.pretrain_steps + c.gan_lr_decay_at:
-            return 0.1
-        return 1.0
+        if phase.name not in ("d", "g"):
+            return 1.0
+        pretrain, gan = self.stage_plan(total_steps)
+        decay_at = c.gan_lr_decay_at if c.gan_lr_decay_at is not None else int(gan.steps or 0) // 2
+        return 0.1 if step >= int(pretrain.steps or 0) + decay_at else 1.0
 
     def loss(self, phase: str, batch: dict[str, Any], state: StepState) -> dict[str, Tensor]:
         lr, hr = batch["lr"], batch["hr"]
