@@ -372,3 +372,31 @@ def test_unusable_cache_folder_costs_speed_not_the_evaluation(cache_env, tmp_pat
     tensors, info = store.get_or_compute({"data": "shapes", "split": "train", "n": 1}, lambda: {"x": torch.ones(1)})
     assert torch.equal(tensors["x"], torch.ones(1)) and not info["hit"] and info["cache"].startswith("unusable")
     assert len(lines) == 1 and "computing without it" in lines[0]
+
+
+class _PoolFeatures(torch.nn.Module):
+    """A stand-in extractor: per-image channel means through a 1x1 convolution; records the batch sizes it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 1)
+        self.seen: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.shape[0])
+        return self.conv(x.float() / 127.5 - 1).mean((2, 3))
+
+
+def test_inception_runs_in_chunks_on_cpu_with_the_same_features():
+    from ganzoo.metrics.evaluate import INCEPTION_CPU_CHUNK
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    ext = _PoolFeatures()
+    fs = FeatureSet(inception=ext)
+    fs.update(images)
+    assert ext.seen == [INCEPTION_CPU_CHUNK, INCEPTION_CPU_CHUNK, 40 - 2 * INCEPTION_CPU_CHUNK]
+    with torch.no_grad():
+        whole = ext(images).double()
+    assert fs.num == 40
+    torch.testing.assert_close(fs.incep.mean().double(), whole.mean(0), rtol=1e-6, atol=1e-6)
