@@ -19,6 +19,14 @@ VARIANTS = ganzoo.list_variants(tags=False)
 LOSSES = loss_names()
 
 
+def _quiet_config(**kw) -> TrainConfig:
+    """A CPU fp32 training config that writes no checkpoints, samples or logs beyond what the test reads."""
+    base = dict(
+        device="cpu", precision="fp32", ckpt_every=0, sample_every=0, progress=False, tensorboard=False, num_workers=0
+    )
+    return TrainConfig(**{**base, **kw})
+
+
 def _accepts(variant: str, loss: str) -> bool:
     provides = registry.resolve(variant)[0].cls.Config.loss_provides
     return get_loss(loss).requires <= provides
@@ -47,18 +55,7 @@ def test_variant_trains_with_every_loss_it_accepts(variant, loss, tmp_path):
         return
     torch.manual_seed(0)
     v = tiny_variant(variant, loss=loss)
-    cfg = TrainConfig(
-        steps=8,
-        device="cpu",
-        precision="fp32",
-        ckpt_every=0,
-        sample_every=0,
-        progress=False,
-        tensorboard=False,
-        num_workers=0,
-        ema_decay=0.0,
-    )
-    t = Trainer(v, cfg, out=tmp_path)
+    t = Trainer(v, _quiet_config(steps=8, ema_decay=0.0), out=tmp_path)
     batch = _batch(variant, v)
     t._setup()
     batch = to_device(batch, t.device, t.channels_last)
@@ -114,18 +111,7 @@ def test_attngan_discriminator_loss_keeps_its_value():
 
 def test_dcgan_trains_with_r1_and_r2(tmp_path):
     v = tiny_variant("dcgan", loss="rpgan", r1_gamma=1.0, r2_gamma=1.0, r1_every=1)
-    cfg = TrainConfig(
-        steps=2,
-        device="cpu",
-        precision="fp32",
-        ckpt_every=0,
-        sample_every=0,
-        progress=False,
-        tensorboard=False,
-        num_workers=0,
-        log_every=1,
-    )
-    t = Trainer(v, cfg, out=tmp_path)
+    t = Trainer(v, _quiet_config(steps=2, log_every=1), out=tmp_path)
     batch = _batch("dcgan", v)
     t._setup()
     batch = to_device(batch, t.device, t.channels_last)

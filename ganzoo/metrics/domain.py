@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from ganzoo.data.base import DataRequest, get_items
 from ganzoo.errors import GanzooError
 from ganzoo.metrics.modes import class_histogram_stats, stacked_classes
+from ganzoo.nn.blocks import MemoryFormatSwitch
 from ganzoo.utils.download import cache_dir, sha256_file
 
 __all__ = [
@@ -186,7 +187,7 @@ def _load_split(ds: Any, n: int, seed: int, chunk: int = 4096) -> tuple[Tensor, 
     return images, labels
 
 
-class DomainClassifier:
+class DomainClassifier(MemoryFormatSwitch):
     """A trained :class:`DomainNet` with what it was trained on and how well it scored on held-out data."""
 
     def __init__(self, net: DomainNet, meta: dict[str, Any], sha256: str, path: Path | None = None) -> None:
@@ -237,24 +238,12 @@ class DomainClassifier:
         self.net.to(device)
         return self
 
-    def set_channels_last(self, on: bool) -> DomainClassifier:
-        """Run the network in channels_last memory format (with bf16 autocast the fastest on a CPU).
-
-        :param on: channels_last (True) or contiguous (False).
-        :returns: self.
-        """
-        if on != self.channels_last:
-            self.net.to(memory_format=torch.channels_last if on else torch.contiguous_format)
-            self.channels_last = on
-        return self
-
     @torch.no_grad()
     def features_and_probs(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Penultimate features (B, 128) and softmax probabilities (B, K) of uint8 or [-1, 1] images."""
         dev = next(self.net.parameters()).device
         x = DomainNet.prepare(images.to(dev))
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.in_format(x)
         if x.shape[1] != self.channels:
             raise DomainClassifierError(
                 f"the domain classifier takes {self.channels}-channel images, got {x.shape[1]} channels"

@@ -27,12 +27,14 @@ from torch import Tensor
 
 from ganzoo import registry
 from ganzoo._version import versions
+from ganzoo.data.base import get_items
 from ganzoo.errors import ConfigError, PluginError, UnknownNameError
 from ganzoo.metrics.domain import DEFAULT_MIN_ACCURACY, DomainClassifier, class_scores, inception_score
 from ganzoo.metrics.evaluators import EvalContext, Evaluation, Evaluator
 from ganzoo.metrics.frechet import FeatureStats, frechet_distance, kid, precision_recall_density_coverage
 from ganzoo.metrics.image import l1_per_image, pm1_to_255, psnr_per_image, ssim_per_image
 from ganzoo.tasks import NoiseGenerator, protocol_of, require
+from ganzoo.utils.images import as_pm1
 
 __all__ = [
     "FEATURE_PRECISIONS",
@@ -262,10 +264,6 @@ def subset(n_total: int, n: int, seed: int) -> list[int]:
     return torch.randperm(n_total, generator=g)[: min(n, n_total)].sort().values.tolist()
 
 
-def _items(ds: Any, indices: list[int]) -> list[dict[str, Any]]:
-    return ds.__getitems__(indices) if hasattr(ds, "__getitems__") else [ds[i] for i in indices]
-
-
 def iter_batches(ds: Any, indices: list[int], batch_size: int) -> Iterator[dict[str, Any]]:
     """Items of ``ds`` at ``indices``, ``batch_size`` at a time, collated; consecutive items of different sizes
     go into separate batches (test sets mix image sizes).
@@ -277,7 +275,7 @@ def iter_batches(ds: Any, indices: list[int], batch_size: int) -> Iterator[dict[
     from torch.utils.data import default_collate
 
     for start in range(0, len(indices), batch_size):
-        items = _items(ds, indices[start : start + batch_size])
+        items = get_items(ds, indices[start : start + batch_size])
         group: list[dict[str, Any]] = []
         for it in items:
             if group and any(
@@ -308,8 +306,7 @@ def to_pm1(x: Tensor, device: torch.device | str) -> Tensor:
     :param x: the images.
     :param device: where to put them.
     """
-    x = x.to(device)
-    return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
+    return as_pm1(x.to(device)).float()
 
 
 def spec_name(spec: str) -> str:

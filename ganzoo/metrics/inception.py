@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 # Downloads are shared with the datasets; re-exported here for the weights code below and its callers.
+from ..nn.blocks import MemoryFormatSwitch
 from ..utils.download import ENV_CACHE, cache_dir, download_file, sha256_file  # noqa: F401
 
 __all__ = [
@@ -179,7 +180,7 @@ def tf1_bilinear_resize(x: Tensor, size: tuple[int, int]) -> Tensor:
     return x
 
 
-class InceptionFeatures(nn.Module):
+class InceptionFeatures(MemoryFormatSwitch, nn.Module):
     """2048-d FID features of the 2015-12-05 Inception-v3, from images.
 
     Input: (B, C, H, W) uint8 in 0..255, or float in [-1, 1]; C is 3 (RGB) or 1 (grey, repeated to RGB).
@@ -222,17 +223,6 @@ class InceptionFeatures(nn.Module):
         self.quantize = quantize
         self.channels_last = False
 
-    def set_channels_last(self, on: bool) -> InceptionFeatures:
-        """Run the network in channels_last memory format (faster under bf16 autocast on CPUs with oneDNN).
-
-        :param on: channels_last (True) or contiguous (False).
-        :returns: self.
-        """
-        if on != self.channels_last:
-            self.net.to(memory_format=torch.channels_last if on else torch.contiguous_format)
-            self.channels_last = on
-        return self
-
     @property
     def provenance(self) -> dict[str, str | int | bool]:
         """What a stored score must carry to be reproducible: the extractor, its weights hash and the resizer."""
@@ -267,8 +257,7 @@ class InceptionFeatures(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = (self._resize(x) - 128) / 128
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.in_format(x)
         return self.net(x).float()
 
     @torch.no_grad()

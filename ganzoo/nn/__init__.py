@@ -2,7 +2,7 @@
 convolutions that run small inputs fast on the CPU, and the image-to-image networks (U-Net and ResNet generators,
 PatchGAN and pixel discriminators) with the state dict keys of their reference implementation."""
 
-from .blocks import INITS, Maxout, init_weights, pack, run_padded, spectral_norm_all
+from .blocks import INITS, Maxout, MemoryFormatSwitch, init_weights, pack, run_padded, spectral_norm_all
 from .fast import Conv2d, ConvTranspose2d, InstanceNorm2d, dense_grad
 from .translation import (
     DISCRIMINATORS,
@@ -19,6 +19,7 @@ from .translation import (
 )
 
 __all__ = [
+    "MemoryFormatSwitch",
     "DISCRIMINATORS",
     "GENERATORS_HELP",
     "INITS",

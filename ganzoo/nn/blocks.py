@@ -100,3 +100,30 @@ def run_padded(net: nn.Module, x: Tensor, stride: int) -> Tensor:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
     return net(x)[..., :h, :w]
+
+
+class MemoryFormatSwitch:
+    """Mixin for a wrapper around a network ``self.net`` (a feature extractor) that can run it in channels_last
+    memory format, which under bf16 autocast is the fastest on CPUs with oneDNN's bf16 kernels. The wrapper sets
+    ``self.channels_last = False`` when it builds ``self.net`` and passes its inputs through :meth:`in_format`."""
+
+    net: nn.Module
+    channels_last: bool
+
+    def set_channels_last(self, on: bool):  # noqa: ANN201 - returns the wrapper itself, whatever its class
+        """Switch the network's memory format (a no-op when it already has it).
+
+        :param on: channels_last (True) or contiguous (False).
+        :returns: self.
+        """
+        if on != self.channels_last:
+            self.net.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+            self.channels_last = on
+        return self
+
+    def in_format(self, x: Tensor) -> Tensor:
+        """``x`` in the network's memory format.
+
+        :param x: a ``B x C x H x W`` input.
+        """
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

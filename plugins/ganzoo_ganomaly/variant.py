@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task, TrainInfo
 from ganzoo.config import help
-from ganzoo.data.base import DataError
+from ganzoo.data.base import DataError, get_items
 from ganzoo.errors import ConfigError
 from ganzoo.losses import G_REAL, PAIRED, get_loss
 from ganzoo.nn import init_weights
@@ -304,7 +304,7 @@ def _collect(dataset: Any, max_items: int | None, batch_size: int = 512) -> tupl
     images, labels = [], []
     for start in range(0, len(rows), batch_size):
         idx = rows[start : start + batch_size]
-        items = dataset.__getitems__(idx) if hasattr(dataset, "__getitems__") else [dataset[i] for i in idx]
+        items = get_items(dataset, idx)
         images.append(torch.stack([it["image"] for it in items]))
         labels.append(torch.stack([torch.as_tensor(it["label"]) for it in items]))
     return torch.cat(images), torch.cat(labels).long()
