@@ -39,6 +39,13 @@ def _rebuild(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str
     variant.registered_name = name
     variant.load_extra_metadata(meta.get("ganzoo.extra") or {})
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    own = variant.state_dict()
+    for key, t in state.items():  # a tensor per key, not load_state_dict's list of "size mismatch" lines
+        if key in own and tuple(t.shape) != tuple(own[key].shape):
+            raise CheckpointError(
+                f"{source!r} does not match the {name!r} architecture of its header: {key} is {tuple(t.shape)}, "
+                f"the architecture's is {tuple(own[key].shape)}"
+            )
     try:
         result = variant.load_state_dict(state, strict=False)
     except RuntimeError as e:

@@ -9,13 +9,17 @@ A config class may define ``validate(self) -> None``. :func:`apply_overrides` ca
 network or dataset is built. It checks ranges and combinations and raises :class:`ganzoo.errors.ConfigError` with
 one line naming the field, the bad value and what is valid (``"nz must be >= 1, got 0"``);
 the CLI prints that line and exits with status 2. :func:`require` does the common checks; an unknown name (a loss,
-a dataset) raises the registry's did-you-mean error, :class:`ganzoo.errors.UnknownNameError`.
+a dataset) raises the registry's did-you-mean error, :class:`ganzoo.errors.UnknownNameError`. A config may also
+define ``check_limits(self) -> None``, which :func:`apply_overrides` calls after ``validate()``: checks that cost
+more than a comparison (the variant configs' parameter count, :meth:`ganzoo.variant_config.GANConfig.check_limits`).
+Numbers are finite: ``nan`` and ``inf`` are refused for every float field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -24,6 +28,13 @@ from typing import Any, TypeVar, Union
 from .errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
+
+#: The largest seed (``--seed``, ``train: seed:``): seeds are combined with ranks, epochs and steps before they reach
+#: a generator, which takes 64 bits, so 32 bits leave room for that arithmetic (and are what other tools accept).
+MAX_SEED = 2**32 - 1
+
+#: The most samples one evaluation draws (``ganzoo eval -n``, ``--eval-n``): 20 times FID's customary 50,000.
+MAX_EVAL_N = 1_000_000
 
 
 def help(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:  # noqa: A001 - reads well in configs
@@ -135,14 +146,23 @@ def parse_value(raw: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(raw, bool):
             raise ConfigError(f"{key}: {raw!r} is not a number")
+        value: float | None = None
         if isinstance(raw, (int, float)):
-            return float(raw)
-        if isinstance(raw, str):
             try:
-                return float(raw)
+                value = float(raw)
+            except OverflowError:  # an int beyond the float range
+                raise ConfigError(f"{key}: {raw!r} is out of the range of a number") from None
+        elif isinstance(raw, str):
+            try:
+                value = float(raw)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: {raw!r} is not a number")
+        if value is None:
+            raise ConfigError(f"{key}: {raw!r} is not a number")
+        # No config number means anything as nan or infinity; it would only surface as a nan loss steps later.
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: {raw!r} is not a finite number")
+        return value
     if tp is str:
         if isinstance(raw, str):
             return raw
@@ -159,7 +179,13 @@ def apply_overrides(config: T, overrides: dict[str, Any]) -> T:
     hints = _resolved_types(type(config))
     names = [f.name for f in dataclasses.fields(config)]
     changes = {}
+    if not isinstance(overrides, dict):
+        got = type(overrides).__name__
+        raise ConfigError(f"a config of {type(config).__qualname__} must be a mapping of field: value, not a {got}")
     for key, raw in overrides.items():
+        if not isinstance(key, str):
+            kind = type(config).__qualname__
+            raise ConfigError(f"config key {key!r} of {kind} is not a name; valid: {', '.join(names)}")
         if key not in names:
             raise UnknownNameError(f"config key of {type(config).__qualname__}", key, names)
         changes[key] = parse_value(raw, hints[key], key)
@@ -167,6 +193,9 @@ def apply_overrides(config: T, overrides: dict[str, Any]) -> T:
     validate = getattr(new, "validate", None)
     if callable(validate):
         validate()
+    check_limits = getattr(new, "check_limits", None)
+    if callable(check_limits):
+        check_limits()
     return new
 
 
@@ -184,19 +213,105 @@ def parse_assignments(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+#: The sections of a run's YAML file (``ganzoo train --config``) and what each holds.
+RUN_SECTIONS: dict[str, str] = {
+    "model": "a mapping of config field: value",
+    "train": "a mapping of training setting: value",
+    "data": "a data spec string",
+}
+
+
+def load_yaml(path: str | Path, sections: dict[str, str] | None = None) -> dict[str, Any]:
+    """Read a YAML config file that holds a mapping.
+
+    :param path: the file (UTF-8 text).
+    :param sections: when given, the only top-level keys allowed, each with what it holds (:data:`RUN_SECTIONS`):
+        a key whose text names a mapping must hold a mapping (or nothing), one naming a string a string.
+    :returns: the mapping; an empty file gives ``{}``.
+    :raises ganzoo.errors.ConfigError: a missing or unreadable file, text that is not UTF-8 or not YAML, a
+        top-level value that is not a mapping, or a section of the wrong shape.
+    """
     import yaml
 
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
+        raise ConfigError(f"config file {str(p)!r} does not exist (or is not a regular file)")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        what = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML{at}: {what}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {str(p)!r} nests too deeply to be a config") from None
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of key: value")
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of key: value, not a {type(data).__name__}")
+    if sections is not None:
+        unknown = [k for k in data if k not in sections]
+        if unknown:
+            raise ConfigError(
+                f"config file {str(p)!r}: key {unknown[0]!r} is not valid; use {', '.join(f'{k}:' for k in sections)}"
+            )
+        for key, holds in sections.items():
+            value = data.get(key)
+            wants_mapping = "mapping" in holds
+            ok = value is None or (isinstance(value, dict) if wants_mapping else isinstance(value, str))
+            if ok and wants_mapping and value:
+                ok = all(isinstance(k, str) for k in value)
+            if not ok:
+                raise ConfigError(f"config file {str(p)!r}: section {key}: must hold {holds}, got {value!r}"[:300])
     return data
+
+
+def check_batch_size(config: Any, batch_size: int, option: str = "--batch-size") -> None:
+    """Validate ``config`` as if its ``batch_size`` field were ``batch_size``: the batch size a run is given
+    (``--batch-size``) replaces the config's, so the config's checks (divisible by ``pack`` ...) must hold for it.
+
+    :param config: a config with a ``batch_size`` field (others are left alone).
+    :param batch_size: the batch size the run uses.
+    :param option: how the user gave it, for the message.
+    :raises ganzoo.errors.ConfigError: naming ``option`` and its value, then the config's complaint.
+    """
+    if getattr(config, "batch_size", None) in (None, batch_size):
+        return
+    try:
+        apply_overrides(config, {"batch_size": batch_size})
+    except ConfigError as e:
+        raise ConfigError(f"{option} {batch_size}: {e}") from None
+
+
+def config_differences(recorded: Any, config: Any) -> list[str]:
+    """The fields where ``config`` differs from a recorded config (a checkpoint's or model file's header), as
+    ``"nz=2 (now 3)"``: what to name when a file does not fit a model built from ``config``.
+
+    :param recorded: the recorded ``field: value`` mapping (anything else gives no differences).
+    :param config: the live config dataclass.
+    :returns: one entry per differing field, in field order; fields the record lacks or cannot be read are skipped.
+    """
+    if not isinstance(recorded, dict):
+        return []
+    hints = _resolved_types(type(config))
+    out = []
+    for f in dataclasses.fields(config):
+        if f.name not in recorded:
+            continue
+        try:
+            then = parse_value(recorded[f.name], hints[f.name], f.name)
+        except ConfigError:
+            continue
+        now = getattr(config, f.name)
+        if then != now:
+            out.append(f"{f.name}={then!r} (now {now!r})")
+    return out
 
 
 def to_dict(config: Any) -> dict[str, Any]:

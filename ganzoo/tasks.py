@@ -13,6 +13,7 @@ All images are ``B x C x H x W`` tensors on the model's device; inputs may be ui
 | --- | --- | --- |
 | ``unconditional`` | :class:`NoiseGenerator` | ``generate(n=None, *, z=None, seed=None)`` |
 | (with classes) | :class:`ClassConditionalGenerator` | ``num_classes``, ``generate(..., labels=None)`` |
+| (with a latent prior) | :class:`LatentGenerator` | ``noise(n, *, seed=None, truncation=None)`` |
 | ``paired`` | :class:`Translator` | ``directions``, ``translate(images, direction="a2b")`` |
 | ``unpaired`` | :class:`Translator` | ``directions`` is ``("a2b", "b2a")`` |
 | ``super_resolution`` | :class:`Upscaler` | ``scale``, ``upscale(lr, tile=0, overlap=None)`` |
@@ -23,9 +24,11 @@ All images are ``B x C x H x W`` tensors on the model's device; inputs may be ui
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+import torch
 from torch import Tensor
 
 from .errors import ConfigError, PluginError
@@ -34,12 +37,16 @@ from .variant import Task
 __all__ = [
     "AnomalyScorer",
     "ClassConditionalGenerator",
+    "LatentGenerator",
     "NoiseGenerator",
     "TASK_PROTOCOLS",
     "TextToImageGenerator",
     "Translator",
     "Upscaler",
+    "check_truncation",
     "conformance_problems",
+    "gaussian_noise",
+    "latent_walk",
     "protocol_of",
     "require",
 ]
@@ -85,6 +92,24 @@ class ClassConditionalGenerator(NoiseGenerator, Protocol):
         :param seed: makes the fresh noise reproducible.
         :param labels: ``(n,)`` int64 class indices in ``[0, num_classes)``; default: the classes in turn.
         :returns: ``(n, C, H, W)`` images in ``[-1, 1]``.
+        """
+        ...
+
+
+@runtime_checkable
+class LatentGenerator(NoiseGenerator, Protocol):
+    """A :class:`NoiseGenerator` whose noise can be drawn apart from decoding it, which the truncation trick and
+    latent walks (``ganzoo sample --truncation``, ``--interpolate``) need. ``generate(n=n, seed=s)`` must equal
+    ``generate(z=noise(n, seed=s))``."""
+
+    def noise(self, n: int, *, seed: int | None = None, truncation: float | None = None) -> Tensor:
+        """Latents from the generator's prior, on the CPU.
+
+        :param n: how many.
+        :param seed: makes the draw reproducible; ``None`` draws from the global generator.
+        :param truncation: the truncation trick's threshold psi > 0: values of magnitude above psi are redrawn
+            (:func:`gaussian_noise`); ``None`` for none.
+        :returns: ``(n, ...)`` latents in the shape ``generate(z=...)`` takes.
         """
         ...
 
@@ -162,6 +187,73 @@ TASK_PROTOCOLS: dict[Task, type] = {
 """The protocol every variant of a task implements."""
 
 
+def gaussian_noise(shape: Sequence[int], *, seed: int | None = None, truncation: float | None = None) -> Tensor:
+    """Standard normal latents on the CPU, optionally truncated: the prior of the built-in generators.
+
+    The truncation trick (Brock et al. 2019, BigGAN) trades variety for fidelity by drawing each value from the
+    normal distribution truncated to ``[-psi, psi]``: values within it are kept and those outside are redrawn (here
+    in one pass, by inverting the CDF on the truncated range), so a large psi leaves the latents of a seed as they
+    are, and a smaller psi gives samples closer to the average image. (StyleGAN's variant scales an intermediate
+    latent toward its mean; these generators have no mapping network, so the BigGAN form is the standard one.)
+
+    :param shape: the latents' shape, ``(n, ...)``.
+    :param seed: makes the draw reproducible; ``None`` draws from the global generator.
+    :param truncation: psi > 0, or ``None`` for untruncated noise.
+    :returns: float32 latents of ``shape``.
+    :raises ganzoo.ConfigError: for a psi that is not a positive number.
+    """
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    z = torch.randn(*shape, generator=gen)
+    if truncation is None:
+        return z
+    psi = check_truncation(truncation)
+    outside = z.abs() > psi
+    count = int(outside.sum())
+    if count:
+        lo = torch.special.ndtr(torch.tensor(-psi, dtype=torch.float64))
+        u = torch.rand(count, generator=gen, dtype=torch.float64)
+        z[outside] = torch.special.ndtri(lo + u * (1 - 2 * lo)).clamp(-psi, psi).float()
+    return z
+
+
+def check_truncation(truncation: float) -> float:
+    """``truncation`` as a float, checked.
+
+    :param truncation: the truncation threshold psi.
+    :returns: psi.
+    :raises ganzoo.ConfigError: unless psi is a finite number > 0.
+    """
+    psi = float(truncation)
+    if not (math.isfinite(psi) and psi > 0):
+        raise ConfigError(f"truncation must be a number > 0 (about 0.5 to 2 for normal noise), got {truncation}")
+    return psi
+
+
+def latent_walk(start: Tensor, end: Tensor, frames: int) -> Tensor:
+    """Spherical interpolation (slerp) from ``start`` to ``end``, the walk of latent-space videos: it keeps the
+    latents' norm near that of the prior's samples, where a straight line passes through improbable short vectors
+    near the origin.
+
+    :param start: ``(n, ...)`` latents.
+    :param end: ``(n, ...)`` latents of the same shape.
+    :param frames: points per walk, both ends included (>= 2).
+    :returns: ``(n, frames, ...)``: for each of the ``n`` walks its ``frames`` latents in order.
+    :raises ganzoo.ConfigError: for fewer than 2 frames.
+    """
+    if frames < 2:
+        raise ConfigError(f"a latent walk needs at least 2 frames (its two ends), got {frames}")
+    a, b = start.flatten(1).double(), end.flatten(1).double()
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+    omega = cos.clamp(-1, 1).acos()[:, None]  # (n, 1)
+    t = torch.linspace(0, 1, frames, dtype=torch.float64)[None, :]  # (1, frames)
+    sin = omega.sin()
+    near = sin.abs() < 1e-6  # (anti)parallel ends: the sphere gives no direction, so walk straight
+    wa = torch.where(near, 1 - t, ((1 - t) * omega).sin() / sin.where(~near, torch.ones_like(sin)))
+    wb = torch.where(near, t, (t * omega).sin() / sin.where(~near, torch.ones_like(sin)))
+    path = wa[..., None] * a[:, None] + wb[..., None] * b[:, None]
+    return path.to(start.dtype).reshape(start.shape[0], frames, *start.shape[1:])
+
+
 def protocol_of(task: Task | str) -> type:
     """The protocol of ``task``.
 
@@ -225,7 +317,8 @@ def require(model: Any, protocol: type[P], *, purpose: str) -> P:
     :param purpose: what needs it, for the error message (``"ganzoo sample"``).
     :returns: ``model`` itself, typed as ``protocol``.
     :raises ganzoo.ConfigError: when the model's task is not one served by ``protocol`` (the user chose a model of
-        the wrong task), or it is a class-conditional need and the model has no classes.
+        the wrong task), or it is a class-conditional need and the model has no classes, or a
+        :class:`LatentGenerator` need and the model has no ``noise()``.
     :raises ganzoo.PluginError: when the model's task is served by ``protocol`` but its variant does not implement
         it (a plugin bug).
     """
@@ -234,12 +327,19 @@ def require(model: Any, protocol: type[P], *, purpose: str) -> P:
     serving = [str(t) for t, p in TASK_PROTOCOLS.items() if p in protocol.__mro__]
     if task is None or str(task) not in serving:
         raise ConfigError(f"{name} is a {task} model; {purpose} needs a model of task {' or '.join(serving)}")
+    # Classes and a separate noise draw are options of a noise model, not duties: lacking one is the user's choice
+    # of model, not a plugin bug.
+    if protocol is ClassConditionalGenerator and not int(getattr(model, "num_classes", 0) or 0):
+        raise ConfigError(f"{name} was trained without classes; {purpose} needs a class-conditional model")
+    if protocol is LatentGenerator and not callable(getattr(model, "noise", None)):
+        raise ConfigError(
+            f"{name} does not draw its noise apart from generating (no noise() of ganzoo.tasks.LatentGenerator); "
+            f"{purpose} needs it"
+        )
     problems = conformance_problems(model, protocol)
     if problems:
         raise PluginError(
             f"variant {name!r} ({task}) does not implement ganzoo.tasks.{protocol.__name__}, which {purpose} "
             f"calls: {'; '.join(problems)}"
         )
-    if protocol is ClassConditionalGenerator and not int(getattr(model, "num_classes", 0) or 0):
-        raise ConfigError(f"{name} was trained without classes; {purpose} needs a class-conditional model")
     return model  # type: ignore[return-value]

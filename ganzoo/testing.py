@@ -137,8 +137,26 @@ def check_dataset(spec: str, variant: GANVariant, probe: int = 3) -> None:
             assert _same_item(got, ds[k]), f"{spec} ({split}): __getitems__ and ds[k] disagree at k = {k}"
 
 
+def check_tag_descriptions(cls: type[GANVariant]) -> None:
+    """Check that every tag of a variant class has its own one-line description in ``tag_descriptions`` (what
+    ``ganzoo list`` and ``ganzoo info`` show) and that no description names a tag that does not exist.
+
+    :param cls: the variant class.
+    :raises AssertionError: naming the tags without a description, or the descriptions without a tag.
+    """
+    label = cls.name or cls.__name__
+    descriptions = cls.tag_descriptions
+    missing = sorted(t for t in cls.tags if not (isinstance(descriptions.get(t), str) and descriptions[t].strip()))
+    assert not missing, f"{label}: tags without a description in tag_descriptions: {', '.join(missing)}"
+    stray = sorted(set(descriptions) - set(cls.tags))
+    assert not stray, f"{label}: tag_descriptions names tags that do not exist: {', '.join(stray)}"
+    multi = sorted(t for t, d in descriptions.items() if "\n" in d.strip())
+    assert not multi, f"{label}: tag descriptions must be one line: {', '.join(multi)}"
+
+
 def check_variant(name: str, data: str | None = None, resume: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Check that variant ``name`` conforms: its data keeps the dataset contract (:func:`check_dataset`), it builds
+    """Check that variant ``name`` conforms: every tag has a description (:func:`check_tag_descriptions`), its data
+    keeps the dataset contract (:func:`check_dataset`), it builds
     tiny, trains one step in every stage with finite losses,
     implements its task's protocol of :mod:`ganzoo.tasks`, produces finite images in [-1, 1], survives an
     export/load round trip with identical outputs, and (with ``resume``) resumes exactly.
@@ -153,6 +171,7 @@ def check_variant(name: str, data: str | None = None, resume: bool = True, **ove
     """
     import json
 
+    check_tag_descriptions(registry.resolve(name)[0].cls)
     steps = max(2, stage_steps(name, **overrides))
     probe = tiny_variant(name, **overrides)
     check_dataset(data or probe.default_data, probe)
@@ -177,14 +196,14 @@ def check_variant(name: str, data: str | None = None, resume: bool = True, **ove
         batch = to_device(first_items(t.dataset, 2), torch.device("cpu"))
         inputs = model.sample_inputs(2, gen, batch=batch)
         with torch.no_grad():
-            out = model.sample_images(inputs)
+            out = model.sample_images(inputs).images
         assert out.dim() == 4 and out.shape[1] in (1, 3), f"{name}: sample images have shape {tuple(out.shape)}"
         assert torch.isfinite(out).all(), f"{name}: sample images are not finite"
         assert out.min() >= -1.0001 and out.max() <= 1.0001, f"{name}: sample images leave [-1, 1]"
 
         again = load(tmp / "a" / "model.safetensors")
         with torch.no_grad():
-            out2 = again.sample_images(inputs)
+            out2 = again.sample_images(inputs).images
         assert torch.equal(out, out2), f"{name}: two loads of one model file give different outputs"
 
         result = {"steps": steps, "losses": records[-1]}

@@ -13,13 +13,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from .config import apply_overrides, to_dict
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .export_onnx import InferenceGraph
+    from .utils.images import SampleGrid
 
 Batch = dict[str, Any]
 Losses = dict[str, Tensor]
@@ -224,6 +228,8 @@ class GANVariant(nn.Module):
     * ``description``: one line for ``ganzoo list`` and ``ganzoo info``; default: the first line of the class
       docstring.
     * ``tags``: named presets of config overrides, selected as ``family.tag``.
+    * ``tag_descriptions``: one line per tag saying what it is for (``{"mnist": "28x28 grayscale on MNIST"}``),
+      shown by ``ganzoo list`` and ``ganzoo info``; every tag needs one (the conformance kit checks).
     * ``ema_modules``: sub-modules that get an exponential moving average (the generators).
     * ``channels_last``: whether channels_last memory format helps this variant's convolutions.
     * ``tiny``: config overrides giving a minutes-to-milliseconds version for tests and the conformance kit
@@ -241,6 +247,7 @@ class GANVariant(nn.Module):
     task: ClassVar[Task]
     Config: ClassVar[type]
     tags: ClassVar[dict[str, dict[str, Any]]] = {}
+    tag_descriptions: ClassVar[dict[str, str]] = {}
     ema_modules: ClassVar[tuple[str, ...]] = ("G",)
     channels_last: ClassVar[bool] = True
     default_data_spec: ClassVar[str] = "shapes"
@@ -332,13 +339,36 @@ class GANVariant(nn.Module):
         """Fixed inputs for the periodic sample grids (noise for generators, a held batch for translators)."""
         raise NotImplementedError
 
-    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
-        """Images (``[-1, 1]``, ``B x C x H x W``) to put in a sample grid for ``inputs``. The default suits noise
-        models: ``generate(**inputs)`` (:class:`ganzoo.tasks.NoiseGenerator`, ``inputs`` being its keywords)."""
+    def sample_images(self, inputs: dict[str, Any]) -> SampleGrid:
+        """The sample grid for ``inputs``: the images (``[-1, 1]``, ``B x C x H x W``) with their layout and
+        labels, a :class:`ganzoo.utils.images.SampleGrid`. The trainer writes it (``samples/step-N.png``) with
+        :meth:`~ganzoo.utils.images.SampleGrid.save`. Label what a reader needs to read the picture: the columns of
+        an input | output | target layout (:meth:`~ganzoo.utils.images.SampleGrid.of_columns`), a caption under
+        each image (text-to-image), a label per row (a class per row: :func:`~ganzoo.utils.images.class_rows`).
+        The default suits unconditional noise models: the images of ``generate(**inputs)``
+        (:class:`ganzoo.tasks.NoiseGenerator`, ``inputs`` being its keywords), unlabelled.
+
+        :param inputs: what :meth:`sample_inputs` returned.
+        :returns: the grid.
+        """
+        from .utils.images import SampleGrid
+
         generate = getattr(self, "generate", None)
         if generate is None:
             raise NotImplementedError(f"{self.name} implements no generate(); it must define sample_images()")
-        return generate(**inputs)
+        return SampleGrid(generate(**inputs))
+
+    def inference_graphs(self) -> list[InferenceGraph]:
+        """The networks a trained model runs at inference, for ONNX export (``ganzoo export --format onnx``,
+        :func:`ganzoo.export_onnx.export_onnx`): one :class:`~ganzoo.export_onnx.InferenceGraph` per file, each a
+        module whose ``forward`` is the pure tensor computation of the task's protocol (noise and labels to images,
+        images to images, tokens to images, images to scores), with example inputs, names and a dynamic batch axis.
+        Build them from the current weights; the exporter copies the modules, so the variant is not changed.
+
+        :returns: the graphs, with distinct names.
+        :raises ConfigError: by default: the variant has no ONNX export.
+        """
+        raise ConfigError(f"{self.name or type(self).__name__} has no ONNX export (it defines no inference_graphs)")
 
     def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
         """Learning-rate multiplier at ``step``; a pure function of the step so that resume is exact. A schedule

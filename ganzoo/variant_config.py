@@ -8,9 +8,11 @@ The class variable :attr:`GANConfig.loss_provides` declares what the variant giv
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import threading
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from . import registry
 from .config import help
@@ -21,10 +23,52 @@ from .nn import DISCRIMINATORS, GENERATORS_HELP, INITS, NORMS, generator_stride
 
 def _variant_of(config_cls: type) -> str:
     # For messages only: the registered variant whose Config this is.
+    spec = _spec_of(config_cls)
+    return spec.name if spec is not None else "this variant"
+
+
+def _spec_of(config_cls: type) -> Any:
     for spec in registry.variants().values():
         if spec.cls.Config is config_cls:
-            return spec.name
-    return "this variant"
+            return spec
+    return None
+
+
+#: Upper bounds of the size fields a variant config may have, by field name; a config is checked on those it has.
+#: Far above any paper's setting, they stop a typo (``ngf=640000``) before it becomes an allocation.
+SIZE_LIMITS: dict[str, int] = {
+    "image_size": 8192,
+    "base_size": 4096,
+    "load_size": 16384,
+    "channels": 64,
+    "batch_size": 65536,
+    "nz": 65536,
+    "c_dim": 65536,
+    "ngf": 16384,
+    "ndf": 16384,
+    "n_feats": 16384,
+    "d_dense": 65536,
+    "nef": 16384,
+    "emb_dim": 16384,
+    "encoder_width": 4096,
+    "n_blocks": 1024,
+    "res_blocks": 1024,
+    "n_layers_D": 16,
+    "branches": 8,
+    "vocab_size": 10_000_000,
+    "max_words": 4096,
+    "pool_size": 100_000,
+    "pack": 1024,
+    "num_classes": 100_000,
+}
+
+#: The most parameters a variant config may describe: 2^31, 8 GiB of float32 weights (32 GiB with Adam's state).
+MAX_PARAMETERS = 2**31
+
+#: The most numbers one batch of training images may hold (batch_size x channels x image_size^2): 2^31, 8 GiB.
+MAX_BATCH_NUMBERS = 2**31
+
+_building = threading.local()  # the parameter count builds the variant, whose construction must not count again
 
 
 @dataclass
@@ -41,11 +85,27 @@ class GANConfig:
     beta2: float = help("Adam beta2", 0.999)
 
     def validate(self) -> None:
-        """Learning rates positive and finite, betas in [0, 1), the loss registered and usable by the variant.
+        """Every number finite, the size fields within :data:`SIZE_LIMITS`, learning rates positive, betas in
+        [0, 1), the loss registered and usable by the variant.
 
         :raises ganzoo.ConfigError: a value out of range, or a loss needing what the variant does not provide.
         :raises ganzoo.UnknownNameError: an unregistered loss name.
         """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
+            limit = SIZE_LIMITS.get(f.name)
+            if limit is not None and isinstance(value, int) and value > limit:
+                raise ConfigError(f"{f.name} must be at most {limit:,}, got {value:,}")
+        size = getattr(self, "image_size", 0) or 0
+        numbers = getattr(self, "batch_size", 1) * getattr(self, "channels", 1) * size * size
+        if numbers > MAX_BATCH_NUMBERS:
+            raise ConfigError(
+                f"a batch of batch_size {getattr(self, 'batch_size', 1)} x channels {getattr(self, 'channels', 1)} "
+                f"x image_size {size}^2 is "
+                f"{numbers:,} numbers, over the limit of {MAX_BATCH_NUMBERS:,}; lower batch_size or image_size"
+            )
         for name in ("lr_g", "lr_d"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -55,6 +115,46 @@ class GANConfig:
             if not 0 <= value < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {value}")
         check_loss(self.loss, self.loss_provides, _variant_of(type(self)))
+
+    def check_limits(self) -> None:
+        """Refuse a config whose networks would have more than :data:`MAX_PARAMETERS` parameters, naming the size
+        fields set above their defaults. The variant is built on the meta device (no memory for weights), and only
+        when a size field is above both 4 times its default and 256, so the defaults and presets cost nothing;
+        :func:`ganzoo.config.apply_overrides` calls this after :meth:`validate`.
+
+        :raises ganzoo.ConfigError: naming the parameter count, the limit and the enlarged fields.
+        """
+        import torch
+
+        try:
+            defaults = type(self)()
+        except TypeError:  # a config with required fields has no defaults to compare with
+            return
+        grown = {}
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), getattr(defaults, f.name)
+            if f.name in SIZE_LIMITS and isinstance(value, int) and isinstance(default, int) and value > default:
+                grown[f.name] = value
+        # Sizes up to 4x their default (or 256) cannot reach the limit in any variant: no build for them.
+        if all(v <= max(4 * getattr(defaults, k), 256) for k, v in grown.items()):
+            return
+        spec = _spec_of(type(self))
+        if not grown or spec is None or getattr(_building, "active", False):
+            return
+        _building.active = True
+        try:
+            with torch.device("meta"):
+                count = sum(p.numel() for p in spec.cls(self).parameters())
+        except Exception:  # noqa: BLE001 - a variant that cannot be built on meta is built for real, unchecked
+            return
+        finally:
+            _building.active = False
+        if count > MAX_PARAMETERS:
+            fields = ", ".join(f"{k}={v:,} (default {getattr(defaults, k):,})" for k, v in grown.items())
+            raise ConfigError(
+                f"{spec.name} with {fields} would have {count:,} parameters, over the limit of {MAX_PARAMETERS:,}; "
+                f"lower {' or '.join(grown)}"
+            )
 
 
 @dataclass
@@ -115,6 +215,16 @@ class TranslationConfig(GANConfig):
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
+        # Each stride-2 layer of a PatchGAN halves the side and its two last 4x4 convolutions take 2 pixels off: a
+        # side under 3 after the halvings leaves no patch to judge.
+        halvings = {"basic": 3, "n_layers": self.n_layers_D}.get(self.netD, 0)
+        if self.image_size >> halvings < 3:
+            raise ConfigError(
+                f"netD={self.netD} with {halvings} stride-2 layers needs image_size >= {3 << halvings}, got "
+                f"{self.image_size}" + ("; lower n_layers_D" if self.netD == "n_layers" else "")
+            )
+        if not self.init_gain > 0:
+            raise ConfigError(f"init_gain must be > 0 (the std of the normal init), got {self.init_gain}")
         if self.decay_start < -1 or self.decay_steps < 0:
             raise ConfigError(
                 f"decay_start must be >= -1 and decay_steps >= 0, got {self.decay_start}, {self.decay_steps}"

@@ -28,7 +28,7 @@ from ganzoo.nn import build_discriminator, build_generator
 from ganzoo.schedules import linear_decay
 from ganzoo.testing import tiny_variant
 from ganzoo.train.data import build_dataset
-from ganzoo.utils.images import as_pm1, side_by_side
+from ganzoo.utils.images import as_pm1
 
 # ---- the reference's key names, written out independently of model.py ----------------------------------------------
 # From pytorch-CycleGAN-and-pix2pix models/networks.py: UnetSkipConnectionBlock layer lists (outermost: down conv,
@@ -241,7 +241,7 @@ def test_config_errors_are_one_line():
         ganzoo.create("pix2pix", netD="patch")
 
 
-def test_image_helpers_as_pm1_and_side_by_side():
+def test_image_helper_as_pm1():
     u8 = torch.tensor([[[[0, 255], [128, 64]]]], dtype=torch.uint8)
     out = as_pm1(u8)
     assert out.dtype == torch.float32 and out[0, 0, 0].tolist() == [-1.0, 1.0]
@@ -249,10 +249,6 @@ def test_image_helpers_as_pm1_and_side_by_side():
     x = torch.rand(1, 1, 2, 2) * 2 - 1
     assert as_pm1(x) is x
     assert as_pm1(torch.ones(2, dtype=torch.int32)).dtype == torch.float32
-    left, right = torch.full((2, 3, 4, 2), 3.0), torch.full((2, 3, 4, 5), -0.5)
-    both = side_by_side(left, right)
-    assert both.shape == (2, 3, 4, 7)
-    assert (both[..., :2] == 1).all() and (both[..., 2:] == -0.5).all()  # clamped into [-1, 1]
 
 
 def test_linear_decay_matches_reference_lambda_rule():

@@ -125,7 +125,9 @@ def test_sample_grid_and_generate_shapes():
     ds = build_dataset("shapes-sr", v)
     batch = to_device(first_items(ds, 3), torch.device("cpu"))
     inputs = v.sample_inputs(64, torch.Generator(), batch=batch)
-    imgs = v.sample_images(inputs)
+    grid = v.sample_images(inputs)
+    imgs = grid.images
+    assert list(grid.columns) == ["bicubic", "output", "HR"] and grid.ncol is not None and grid.ncol % 3 == 0
     assert imgs.shape == (9, 3, 16, 16) and imgs.min() >= -1 and imgs.max() <= 1
     assert v.upscale(batch["lr"][0]).shape == (3, 16, 16)
 

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ganzoo.cliargs import bounded_int, device_arg, fraction, nonnegative_int, output_file, positive_int, seed_int
+from ganzoo.config import MAX_EVAL_N
 from ganzoo.data.base import DataError
 from ganzoo.errors import TRUST_HELP, ConfigError
 
@@ -40,15 +42,19 @@ def configure_eval(p: argparse.ArgumentParser) -> None:
         help="comma-separated metric names (default: every metric of every evaluator of the model's task; "
         "`ganzoo metrics list` shows them)",
     )
-    p.add_argument("-n", type=int, help="sample count N (default: each evaluator's own)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "-n",
+        type=bounded_int(1, MAX_EVAL_N),
+        help=f"sample count N, at most {MAX_EVAL_N:,} (default: each evaluator's own)",
+    )
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--device", type=device_arg, default="cpu")
     p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=64)
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=64)
     p.add_argument(
         "--min-domain-accuracy",
         dest="min_domain_accuracy",
-        type=float,
+        type=fraction,
         default=None,
         help="refuse domain-classifier scores below this held-out accuracy (default 0.95)",
     )
@@ -67,7 +73,9 @@ def configure_eval(p: argparse.ArgumentParser) -> None:
         help="precision of the feature extractors (auto: the fastest within 1%% of fp32's FID; see docs/metrics.md)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines, bar or cost estimate")
-    p.add_argument("-o", "--output", help="where to write the JSON (default: metrics.json beside the model)")
+    p.add_argument(
+        "-o", "--output", type=output_file, help="where to write the JSON (default: metrics.json beside the model)"
+    )
     p.add_argument("--no-save", action="store_true", help="print only, write no file")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
 
@@ -78,9 +86,11 @@ def _run_data(model_path: Path) -> str | None:
         f = folder / "run.json"
         if f.is_file():
             try:
-                return json.loads(f.read_text()).get("data")
-            except (OSError, json.JSONDecodeError):
+                run = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: no recorded data
                 return None
+            data = run.get("data") if isinstance(run, dict) else None
+            return data if isinstance(data, str) else None
     return None
 
 
@@ -172,16 +182,18 @@ def configure_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", nargs="?", help="predictions / first image set: a folder, or a data spec NAME[:ARG][@SPLIT]")
     p.add_argument("b", nargs="?", help="references / second image set (the real set for PRDC)")
     p.add_argument("--y-channel", dest="y_channel", action="store_true", help="score the BT.601 Y channel")
-    p.add_argument("--shave", type=int, default=0, help="pixels removed from each border (the SR scale)")
-    p.add_argument("-n", type=int, help="use at most N images of each set (distribution metrics)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the N-image subsets and of KID's subsets")
-    p.add_argument("--image-size", dest="image_size", type=int, default=64, help="image size for data-spec sets")
+    p.add_argument("--shave", type=nonnegative_int, default=0, help="pixels removed from each border (the SR scale)")
+    p.add_argument("-n", type=positive_int, help="use at most N images of each set (distribution metrics)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the N-image subsets and of KID's subsets")
+    p.add_argument(
+        "--image-size", dest="image_size", type=positive_int, default=64, help="image size for data-spec sets"
+    )
     p.add_argument("--channels", type=int, choices=[1, 3], help="decode as 1 or 3 channels (default: as stored)")
     p.add_argument("--domain", help="data spec whose domain classifier gives fd-dom/kid-dom (shapes, mnist:DIR)")
-    p.add_argument("--min-domain-accuracy", dest="min_domain_accuracy", type=float, default=0.95)
+    p.add_argument("--min-domain-accuracy", dest="min_domain_accuracy", type=fraction, default=0.95)
     p.add_argument("--inception-weights", dest="inception_weights")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=50)
+    p.add_argument("--device", type=device_arg, default="cpu")
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=50)
     p.add_argument("--per-image", dest="per_image", action="store_true", help="print the per-image values too")
     p.add_argument(
         "--no-cache", dest="no_cache", action="store_true", help="recompute data-spec features, bypassing the cache"

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
 from .._version import versions
@@ -33,6 +32,7 @@ CKPT_RE = re.compile(r"^step-(\d{8,})\.safetensors$")
 
 
 DIGEST_KEY = "ganzoo.digest"
+CARD_KEY = "ganzoo.card"
 _DIGEST_SCHEME = "sha256-v2"
 
 
@@ -46,7 +46,8 @@ def _digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
     for key in sorted(tensors):
         t = tensors[key]
         h.update(b"\0" + key.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():  # the tensor's own memory (mapped from the file when loaded): no copy of the bytes
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
     return f"{_DIGEST_SCHEME}:{h.hexdigest()}"
 
 
@@ -73,7 +74,13 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     atomic_write_bytes(Path(path), st_save(tensors, metadata=meta))
 
 
-def save_model(variant: GANVariant, path: str | Path, name: str | None = None, extra: dict | None = None) -> Path:
+def save_model(
+    variant: GANVariant,
+    path: str | Path,
+    name: str | None = None,
+    extra: dict | None = None,
+    card: dict | None = None,
+) -> Path:
     """Export ``variant`` as one ``.safetensors`` file whose metadata names the variant and its config, so that
     :func:`ganzoo.load` rebuilds it by name. Training-only state (``variant.training_state``) is left out.
 
@@ -82,6 +89,8 @@ def save_model(variant: GANVariant, path: str | Path, name: str | None = None, e
     :param name: the registered name to record (``"dcgan.mnist"``); default: the name the variant was created or
         loaded by, else its family name.
     :param extra: JSON-serialisable information stored as ``ganzoo.info`` (the trainer records the step).
+    :param card: the model card's facts (:func:`ganzoo.cards.card_facts`), stored as ``ganzoo.card`` under the
+        file's digest so that ``ganzoo info FILE`` reads them from the file alone; files without it stay valid.
     :returns: ``path``.
     :raises ConfigError: when ``path`` does not end in ``.safetensors``.
     """
@@ -95,6 +104,8 @@ def save_model(variant: GANVariant, path: str | Path, name: str | None = None, e
         "ganzoo.info": extra or {},
         "ganzoo.versions": versions(),
     }
+    if card is not None:
+        meta[CARD_KEY] = card
     skip = tuple(variant.training_state)
     tensors = {f"model/{k}": v for k, v in variant.state_dict().items() if not (skip and k.startswith(skip))}
     save_tensors(path, tensors, meta, FORMAT_MODEL)
@@ -121,16 +132,14 @@ def load_tensors(
         raise CheckpointError(
             f"{str(p)!r} is not a safetensors file; ganzoo loads its own models only from .safetensors"
         )
-    data = p.read_bytes()
     try:
-        tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + header_len])
-        if not isinstance(header, dict):
-            raise ValueError("the header is not a JSON object")
-    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError, OverflowError) as e:
+        # Memory-mapped: tensors are views of the file's pages, read when first touched (by the digest below), so
+        # a large model costs no second copy of its bytes and no read of the whole file into memory.
+        with safe_open(str(p), framework="pt") as f:
+            meta_raw = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, ValueError, OSError, UnicodeDecodeError, OverflowError, RuntimeError) as e:
         raise CheckpointError(f"{str(p)!r} is not a readable safetensors file (truncated or corrupt?): {e}") from None
-    meta_raw = header.get("__metadata__", {}) or {}
     got_fmt = meta_raw.get("ganzoo.format")
     if got_fmt is None:
         raise CheckpointError(
@@ -149,13 +158,18 @@ def load_tensors(
         warnings.warn(f"loading {str(p)!r} without verification: it carries no ganzoo digest", stacklevel=2)
     elif _digest(tensors, meta_raw) != want:
         raise CheckpointError(f"{str(p)!r} failed its integrity check (digest mismatch: tampered or corrupt)")
+    return tensors, _decode(meta_raw)
+
+
+def _decode(meta_raw: dict[str, str]) -> dict[str, Any]:
+    """Metadata values decoded from JSON where they are JSON."""
     meta: dict[str, Any] = {}
     for k, v in meta_raw.items():
         try:
             meta[k] = json.loads(v)
         except (json.JSONDecodeError, TypeError):
             meta[k] = v
-    return tensors, meta
+    return meta
 
 
 # ---- optimizer state <-> flat tensors + JSON -------------------------------------------------------------------------
@@ -288,3 +302,47 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
 
 def checkpoint_path(folder: str | Path, step: int) -> Path:
     return Path(folder) / f"step-{step:08d}.safetensors"
+
+
+def first_nonfinite(tensors: dict[str, torch.Tensor], skip: tuple[str, ...] = ("rng/",)) -> str | None:
+    """The first floating-point tensor (in key order) holding a NaN or an infinity, or ``None`` when all are finite.
+
+    :param tensors: name -> tensor (a checkpoint's, or a model's state).
+    :param skip: key prefixes not to look at (the RNG states are bytes, not numbers).
+    :returns: ``"KEY (nan)"`` / ``"KEY (inf)"`` naming the first bad tensor, or ``None``.
+    """
+    keys = [
+        k
+        for k in sorted(tensors)
+        if not k.startswith(skip) and (tensors[k].is_floating_point() or tensors[k].is_complex()) and tensors[k].numel()
+    ]
+    by_device: dict[torch.device, list[str]] = {}
+    for k in keys:
+        by_device.setdefault(tensors[k].device, []).append(k)
+    bad: list[str] = []
+    for group in by_device.values():  # one host sync per device, not one per tensor
+        finite = torch.stack([torch.isfinite(tensors[k]).all() for k in group]).cpu()
+        bad.extend(k for k, ok in zip(group, finite.tolist()) if not ok)
+    if not bad:
+        return None
+    key = min(bad)
+    return f"{key} ({'nan' if bool(torch.isnan(tensors[key]).any()) else 'inf'})"
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of a ganzoo safetensors file, decoded as :func:`load_tensors` does, from its header alone: not
+    verified (use it for defaults such as a run's settings, never in place of :func:`load_tensors`).
+
+    :param path: the file.
+    :returns: the decoded metadata.
+    :raises CheckpointError: when the file is missing or its header is unreadable.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{str(p)!r} is not a regular file")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            raw = f.metadata() or {}
+    except (SafetensorError, ValueError, OSError, UnicodeDecodeError, OverflowError, RuntimeError) as e:
+        raise CheckpointError(f"{str(p)!r} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+    return _decode(raw)

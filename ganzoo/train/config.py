@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from ..config import help
+from ..config import MAX_EVAL_N, MAX_SEED, help
 from ..errors import ConfigError, GanzooError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -64,8 +64,8 @@ class TrainConfig:
         for name in ("steps", "log_every", "keep", "n_samples", "max_skips"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.eval_n < 2:
-            raise ConfigError(f"eval_n must be >= 2, got {self.eval_n}")
+        if not 2 <= self.eval_n <= MAX_EVAL_N:
+            raise ConfigError(f"eval_n must be in 2..{MAX_EVAL_N:,}, got {self.eval_n}")
         for name in ("sample_every", "ckpt_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -73,6 +73,8 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, got {self.seed}")
         resolve_device(self.device)
 
 

@@ -1,6 +1,13 @@
 """What a run reports, and where: ``run.json``, ``log.jsonl``, TensorBoard, the progress bar, the
 ``ganzoo_train_event`` hooks and the ``losses.png`` picture. Only the main process (rank 0) writes or shows anything;
 the other processes get a :class:`RunLog` that stays silent, so the loop calls it the same way on every rank.
+
+Besides what the trainer hands it, ``run.json`` records two facts that model cards (:mod:`ganzoo.cards`) report:
+``data_digest``, a digest of the data the spec reads (:func:`ganzoo.metrics.cache.data_content_digest`: names, sizes
+and modification times of the files under a path argument, ``procedural:SPEC`` for generated data), and the wall
+time of the training loop: ``sessions``, one ``{"from", "to", "seconds"}`` entry per stretch of steps run in one
+process (a resume adds one; a resume from an earlier checkpoint drops the sessions past it), and ``wall_seconds``,
+their sum. A process killed without Ctrl-C records no session for its last stretch.
 """
 
 from __future__ import annotations
@@ -78,15 +85,35 @@ class RunLog:
         self.progress, self.tensorboard = progress and main, tensorboard and main
         self._bar: Any = None
         self._tb: Any = None
+        self._run: dict[str, Any] | None = None
+        self._earlier: list[dict[str, Any]] = []  # the sessions run.json held before this process rewrote it
+        self._sessions: list[dict[str, Any]] = []
+        self._t0: float | None = None
+        self._from = self._step = 0
 
     @property
     def log_path(self) -> Path:
         return self.out / "log.jsonl"
 
     def write_run_json(self, run: dict[str, Any]) -> None:
-        """Record what runs, in ``run.json`` (rewritten on resume)."""
-        if self.main:
-            atomic_write_bytes(self.out / "run.json", json.dumps(run, indent=2).encode())
+        """Record what runs, in ``run.json`` (rewritten on resume), with the data's digest and the training sessions
+        recorded so far (see the module docstring).
+
+        :param run: what the trainer records (``data`` is the data spec).
+        """
+        if not self.main:
+            return
+        run = dict(run)
+        if isinstance(run.get("data"), str):
+            run["data_digest"] = _data_digest(run["data"])
+        self._earlier = _recorded_sessions(self.out / "run.json")
+        self._run = run
+        self._write(self._earlier)
+
+    def _write(self, sessions: list[dict[str, Any]]) -> None:
+        assert self._run is not None
+        run = {**self._run, "sessions": sessions, "wall_seconds": round(sum(s["seconds"] for s in sessions), 2)}
+        atomic_write_bytes(self.out / "run.json", json.dumps(run, indent=2).encode())
 
     def event(self, event: str, info: dict[str, Any]) -> None:
         """Fire the ``ganzoo_train_event`` hooks (main process only)."""
@@ -97,7 +124,11 @@ class RunLog:
         get_plugin_manager().hook.ganzoo_train_event(event=event, trainer=self.source, info=info)
 
     def open(self, total: int, initial: int) -> None:
-        """Start the progress bar and TensorBoard writer for a run from step ``initial`` to ``total``."""
+        """Start the progress bar and TensorBoard writer for a run from step ``initial`` to ``total``, and the clock
+        of this training session."""
+        # Sessions past the step this one starts from ran steps the resume discards; a run from 0 starts afresh.
+        self._sessions = [s for s in self._earlier if s["to"] <= initial] if initial > 0 else []
+        self._t0, self._from, self._step = time.perf_counter(), initial, initial
         if self.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -118,6 +149,7 @@ class RunLog:
         :param img_per_s: throughput of all ranks together.
         """
         step = record["step"]
+        self._step = step
         if self.main:
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -152,6 +184,7 @@ class RunLog:
 
     def advance(self, step: int) -> None:
         """Move the progress bar to ``step`` (one step on, or back after a rollback)."""
+        self._step = step
         if self._bar is not None:
             if step >= self._bar.n:
                 self._bar.update(step - self._bar.n)  # tqdm itself limits how often it redraws
@@ -159,7 +192,16 @@ class RunLog:
                 self._bar.n = step
 
     def close(self) -> None:
-        """Close the progress bar and TensorBoard writer (idempotent)."""
+        """Close the progress bar and TensorBoard writer and record the session's wall time in ``run.json``
+        (idempotent)."""
+        if self._t0 is not None and self.main and self._run is not None:
+            seconds = round(time.perf_counter() - self._t0, 2)
+            self._sessions.append({"from": self._from, "to": self._step, "seconds": seconds})
+            try:
+                self._write(self._sessions)
+            except OSError as e:  # the run itself is intact; only its wall time goes unrecorded
+                print(f"ganzoo: could not record the wall time in run.json: {e}", file=sys.stderr)
+        self._t0 = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -186,3 +228,25 @@ class RunLog:
         except Exception as e:  # noqa: BLE001 - the run itself succeeded; say why the picture is missing
             print(f"ganzoo: could not draw losses.png: {e}", file=sys.stderr)
             return None
+
+
+def _data_digest(spec: str) -> str | None:
+    """The digest of the data ``spec`` reads, or ``None`` when it cannot be read (the dataset reports that itself)."""
+    from ..metrics.cache import data_content_digest
+
+    try:
+        return data_content_digest(spec)
+    except OSError:
+        return None
+
+
+def _recorded_sessions(path: Path) -> list[dict[str, Any]]:
+    """The well-formed ``sessions`` of an existing ``run.json`` (none when it is missing or unreadable)."""
+    try:
+        found = json.loads(path.read_text()).get("sessions")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(found, list):
+        return []
+    keys = ("from", "to", "seconds")
+    return [s for s in found if isinstance(s, dict) and all(isinstance(s.get(k), (int, float)) for k in keys)]

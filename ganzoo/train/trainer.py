@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from .._version import versions
-from ..config import to_dict
+from ..config import check_batch_size, config_differences, to_dict
 from ..errors import CheckpointError, ConfigError
 from ..variant import GANVariant, Phase, Stage, StepState, TrainInfo
 from . import checkpoint as ckpt
@@ -63,6 +65,8 @@ class Trainer:
         default: the variant's family name.
     :param trust_unverified: let ``resume`` (and rollback) read checkpoints that carry no ganzoo digest (written
         by an older ganzoo), with a warning; a checkpoint that fails its digest is refused regardless.
+    :param resume_command: how the user continues this run, named in the message a Ctrl-C prints (the CLI passes
+        its ``ganzoo train ... --resume`` line); default: the Python call.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class Trainer:
         resume: bool = False,
         variant_name: str | None = None,
         trust_unverified: bool = False,
+        resume_command: str | None = None,
     ):
         self.config = config or TrainConfig()
         # Resume (and rollback) may read checkpoints that carry no digest (from an older ganzoo) only when asked.
@@ -84,6 +89,11 @@ class Trainer:
         self.data_spec = data or variant.default_data
         self.out = Path(out)
         self.resume = resume
+        self.resume_command = resume_command or "Trainer(..., resume=True).fit() on the same folder"
+        # The step of the last checkpoint this process wrote or restored (None: none yet): the end of the run writes
+        # one only when the newest is older, and a failed run that wrote none leaves no folder behind.
+        self._checkpoint_step: int | None = None
+        self._wrote_checkpoint = False
         # Under torchrun (WORLD_SIZE > 1) this joins the process group and picks cuda:LOCAL_RANK.
         self.dist, self.device = distributed.init_from_env(resolve_device(self.config.device))
         self.world = self.dist.world if self.dist is not None else 1
@@ -93,6 +103,7 @@ class Trainer:
             precision = "fp32"  # the variant's data or size asks for fp32 (GANVariant.reduced_precision)
         self.dtype = resolve_precision(precision, self.device)
         self.batch_size = self.config.batch_size or variant.batch_size  # per process
+        check_batch_size(variant.config, self.batch_size)  # --batch-size replaces the config's: its checks hold
         self.global_batch = self.batch_size * self.world
         self.step = 0
         self.log = RunLog(
@@ -267,6 +278,7 @@ class Trainer:
             "ganzoo.config": self.variant.config_dict(),
             "ganzoo.extra": self.variant.extra_metadata(),
             "ganzoo.train": to_dict(self.config),
+            "ganzoo.data": self.data_spec,
             "ganzoo.state": {
                 "step": self.step,
                 "data_position": self.step * self.global_batch,
@@ -281,10 +293,26 @@ class Trainer:
         }
         return tensors, meta
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> Path | None:
+        """Write ``checkpoints/step-N.safetensors`` (rank 0; every rank must call it) and drop the oldest beyond
+        ``keep``. State with a NaN or an infinity is not written (a resume from it could train nothing), so the
+        good checkpoints before it stay; this is said in one line.
+
+        :returns: the path written, or ``None`` when the state was not finite.
+        """
         tensors, meta = self.state_tensors()
         path = ckpt.checkpoint_path(self.ckpt_dir, self.step)
-        if self.main:
+        self._checkpoint_step = self.step
+        written: Path | None = path
+        bad = ckpt.first_nonfinite(tensors) if self.main else None
+        if bad is not None:
+            newest = ckpt.list_checkpoints(self.ckpt_dir)
+            self.log.note(
+                f"ganzoo: no checkpoint written at step {self.step}: {bad} is not finite; "
+                + (f"the newest good one is {newest[0][1]}" if newest else "there is no earlier checkpoint")
+            )
+            written = None
+        elif self.main:
             try:
                 ckpt.save_tensors(path, tensors, meta, ckpt.FORMAT_CHECKPOINT)
             except OSError as e:
@@ -294,12 +322,13 @@ class Trainer:
                     f"could not write checkpoint {str(path)!r}: {why}; the previous checkpoints are intact, "
                     "free space and continue with --resume"
                 ) from None
+            self._wrote_checkpoint = True
             for _, old in ckpt.list_checkpoints(self.ckpt_dir)[self.config.keep :]:
                 old.unlink(missing_ok=True)
             self.log.event("checkpoint", {"step": self.step, "path": str(path)})
         if self.dist is not None:
             self.dist.barrier()  # the others read it only once it is complete (rollback)
-        return path
+        return written
 
     def load_checkpoint(self, path: str | Path, loaded: tuple[dict, dict] | None = None) -> None:
         """Restore the run from ``path``; ``loaded`` is its already read and verified ``(tensors, meta)``."""
@@ -344,15 +373,20 @@ class Trainer:
         if self.device.type == "cuda" and cuda_rng is not None:
             torch.cuda.set_rng_state(cuda_rng, self.device)
         self.step = int(state["step"])
+        self._checkpoint_step = self.step
         self.lr_scale = float(state.get("lr_scale", 1.0))
 
-    def _latest_valid_checkpoint(self) -> tuple[Path, tuple[dict, dict]] | None:
-        """The newest checkpoint that reads and verifies, with its contents (so it is read and hashed once)."""
+    def _latest_valid_checkpoint(self, finite: bool = False) -> tuple[Path, tuple[dict, dict]] | None:
+        """The newest checkpoint that reads and verifies, with its contents (so it is read and hashed once);
+        ``finite``: also skip checkpoints holding a NaN or an infinity (rollback)."""
         errors = []
         for _, path in ckpt.list_checkpoints(self.ckpt_dir):
             try:
                 loaded = ckpt.load_tensors(path, ckpt.FORMAT_CHECKPOINT, self.trust_unverified)
                 self._check_checkpoint(path, *loaded)
+                bad = ckpt.first_nonfinite(loaded[0]) if finite else None
+                if bad is not None:
+                    raise CheckpointError(f"{str(path)!r} holds non-finite values ({bad})")
                 if errors and self.main:
                     print(f"ganzoo: skipped unreadable checkpoints: {'; '.join(errors)}", file=sys.stderr)
                 return path, loaded
@@ -373,7 +407,16 @@ class Trainer:
         if self.ema is not None:
             expected.update(self.ema.state_tensors())
         loose = tuple(f"{pre}{m}" for pre in ("model/", "ema/") for m in self.variant.training_state)
-        ckpt.check_tensors(str(path), tensors, expected, loose)
+        try:
+            ckpt.check_tensors(str(path), tensors, expected, loose)
+        except CheckpointError as e:
+            differ = config_differences(meta.get("ganzoo.config"), self.variant.config)
+            if not differ:
+                raise
+            raise CheckpointError(
+                f"{str(path)!r} was trained with another architecture: {', '.join(differ)}; resume without "
+                "changing these, or train into another --out"
+            ) from e
         # Other ranks' streams (rng/cpu/N) are optional; each that is there has the generator's size.
         rng = torch.get_rng_state()
         for key in [k for k in tensors if k.startswith("rng/cpu")] or ["rng/cpu"]:
@@ -388,9 +431,14 @@ class Trainer:
 
         :param path: where to write; default ``OUT/model.safetensors``.
         :returns: the path written.
+        :raises TrainingDiverged: when a weight is not finite; nothing is written then, so a model already at
+            ``path`` stays as it was.
         """
         path = Path(path) if path is not None else self.out / "model.safetensors"
         with self._exported_weights():
+            bad = ckpt.first_nonfinite(self.variant.state_dict())
+            if bad is not None:
+                raise TrainingDiverged(f"not writing {path}: the weights at step {self.step} are not finite ({bad})")
             ckpt.save_model(self.variant, path, name=self.variant_name, extra={"step": self.step})
         return path
 
@@ -400,18 +448,16 @@ class Trainer:
 
     def write_samples(self, inputs: dict[str, Any]) -> Path:
         """A sample grid of ``inputs`` with the EMA generators, as ``samples/step-N.png``."""
-        from ..utils.images import save_grid
-
         v = self.variant
         was_training = v.training
         v.eval()
         try:
             with torch.no_grad(), self._autocast(), self._exported_weights():
-                imgs = v.sample_images(inputs)
+                grid = v.sample_images(inputs)
         finally:
             v.train(was_training)
         path = self.out / "samples" / f"step-{self.step:08d}.png"
-        save_grid(imgs.float(), path)
+        grid.save(path)  # the variant's labelled grid (GANVariant.sample_images)
         self.log.event("sample", {"step": self.step, "path": str(path)})
         return path
 
@@ -503,7 +549,7 @@ class Trainer:
         """``max_skips`` consecutive steps had non-finite values: roll back to the newest readable checkpoint with
         half the learning rate, or stop with a clear message (``on_nonfinite``)."""
         n = int(self._consecutive_skips)
-        latest = self._latest_valid_checkpoint() if self.config.on_nonfinite == "rollback" else None
+        latest = self._latest_valid_checkpoint(finite=True) if self.config.on_nonfinite == "rollback" else None
         if latest is None:
             raise TrainingDiverged(
                 f"{n} consecutive steps had non-finite losses or gradients at step {self.step}"
@@ -547,23 +593,106 @@ class Trainer:
         """Train to ``config.steps``; returns a summary with the paths written and the last logged losses.
 
         The run folder is locked for the whole run (:mod:`ganzoo.train.lock`): a second run into it fails at once.
+        A run that fails (a bad data spec, an error in a step ...) before it wrote any checkpoint removes what it
+        created in the run folder, and the folder itself if it made it; what was there before is left alone.
         """
         with RunLock(self.out) if self.main else contextlib.nullcontext():
-            return self._fit()
+            before = set(os.listdir(self.out)) if self.main and self.out.is_dir() else set()
+            try:
+                return self._fit()
+            except Exception:
+                if self.main and not self._wrote_checkpoint:
+                    self._remove_created(before)
+                raise
+
+    def _remove_created(self, before: set[str]) -> None:
+        """Remove the entries of the run folder that were not there before this run (never following links)."""
+        for name in (set(os.listdir(self.out)) if self.out.is_dir() else set()) - before:
+            entry = self.out / name
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            except OSError:
+                pass  # best effort: the error that stopped the run is what the user needs to see
 
     def _fit(self) -> dict[str, Any]:
         self._setup()
         if self.resume:
             latest = self._latest_valid_checkpoint()
             if latest is not None:
+                self._refuse_nonfinite(*latest)
                 self.load_checkpoint(*latest)
-        self._open_run_dir()
+                self._note_schedule_change((latest[1][1].get("ganzoo.train") or {}).get("steps"))
+        # The data before run.json: a data spec that does not work leaves the run folder as it was.
         self.dataset = build_dataset(self.data_spec, self.variant, split="train", seed=self.config.seed)
+        self._open_run_dir()
         self.variant.prepare_data(self.dataset)
         sample_inputs = self._sample_inputs()
         self.log.event("start", {"step": self.step})
         last = self._train_until_done(sample_inputs)
         return self._finish(sample_inputs, last)
+
+    def _refuse_nonfinite(self, path: Path, loaded: tuple[dict, dict]) -> None:
+        """Refuse to resume from a checkpoint holding a NaN or an infinity, naming the newest older one that is
+        finite and how to resume from it."""
+        bad = ckpt.first_nonfinite(loaded[0])
+        if bad is None:
+            return
+        older = None
+        for step, other in ckpt.list_checkpoints(self.ckpt_dir):
+            if other == path or step >= int(loaded[1]["ganzoo.state"]["step"]):
+                continue
+            try:
+                tensors, meta = ckpt.load_tensors(other, ckpt.FORMAT_CHECKPOINT, self.trust_unverified)
+                self._check_checkpoint(other, tensors, meta)
+            except CheckpointError:
+                continue
+            if ckpt.first_nonfinite(tensors) is None:
+                older = (step, other)
+                break
+        if older is None:
+            how = "no older checkpoint is finite; start again in another --out with a lower learning rate"
+        else:
+            newer = [q for step, q in ckpt.list_checkpoints(self.ckpt_dir) if step > older[0]]
+            move = (
+                f"mv {newer[0]} {newer[0]}.nonfinite"
+                if len(newer) == 1
+                else (f"rename {', '.join(q.name for q in newer)} to NAME.nonfinite")
+            )
+            how = f"to resume from step {older[0]} ({older[1]}), set the newer aside ({move}) and run --resume again"
+        raise CheckpointError(f"cannot resume from {str(path)!r}: {bad} is not finite; {how}")
+
+    def _note_schedule_change(self, trained_steps: Any) -> None:
+        """One line when this run's ``--steps`` changes the learning rates the remaining steps get (a decay that
+        follows the total restarts or moves); the rates are pure functions of the step and the total."""
+        if not isinstance(trained_steps, int) or trained_steps == self.config.steps:
+            return
+        end = min(trained_steps, self.config.steps)
+        probe = sorted({self.step, *range(self.step, end, max(1, (end - self.step) // 64))})
+        phases = {ph.name: ph for st in self.stages for ph in st.phases}
+        for step in probe:
+            for name, ph in phases.items():
+                try:
+                    was = self.variant.lr_factor(ph, step, trained_steps)
+                    now = self.variant.lr_factor(ph, step, self.config.steps)
+                except ConfigError:
+                    return  # the old total no longer makes a valid plan: the stage check has said what it needs
+                if abs(was - now) > 1e-9:
+                    if self.step >= trained_steps:  # the run had finished: a longer one starts its decay again
+                        what = (
+                            f"restarts the learning-rate schedule of the run (it had {trained_steps} steps): from "
+                            f"step {step} phase {name!r} runs at x{now:.3g} of its rate (x{was:.3g} at the run's end)"
+                        )
+                    else:
+                        what = (
+                            f"(the run had {trained_steps}) changes the learning-rate schedule: from step {step} "
+                            f"phase {name!r} runs at x{now:.3g} of its rate instead of x{was:.3g}; resume with "
+                            f"--steps {trained_steps} to keep it"
+                        )
+                    self.log.note(f"ganzoo: --steps {self.config.steps} {what}")
+                    return
 
     def _open_run_dir(self) -> None:
         if not self.main:
@@ -633,32 +762,55 @@ class Trainer:
     def _checkpoint_on_interrupt(self) -> None:
         """Nothing lost on Ctrl-C: save where we are (single process); ``--resume`` continues exactly from here."""
         if self.dist is not None:  # the other ranks may be inside a collective: no gathering now
-            self.log.note(f"\nganzoo: interrupted at step {self.step}; resume from the last checkpoint")
+            self.log.note(
+                f"\nganzoo: interrupted at step {self.step}; continue from the last checkpoint with: "
+                f"{self.resume_command}"
+            )
             return
-        path = self.save_checkpoint()
-        print(f"\nganzoo: interrupted at step {self.step}; checkpoint written to {path}", file=sys.stderr)
+        path = self.save_checkpoint() if self._checkpoint_step != self.step else None
+        found = ckpt.list_checkpoints(self.ckpt_dir)
+        where = (
+            f"checkpoint written to {path}"
+            if path is not None
+            else f"the newest checkpoint is {found[0][1]}"
+            if found
+            else "no checkpoint to continue from"
+        )
+        then = f"; continue with: {self.resume_command}" if found else ""
+        print(f"\nganzoo: interrupted at step {self.step}; {where}{then}", file=sys.stderr)
 
     def _finish(self, sample_inputs: dict[str, Any], last: dict[str, float]) -> dict[str, Any]:
         """The last sample grid and checkpoint, the variant's ``on_train_end``, the export and the loss picture."""
-        cfg = self.config
         sample_path = self.out / "samples" / f"step-{self.step:08d}.png"
         if self.main:
             self.write_samples(sample_inputs)
-        ckpt_path = ckpt.checkpoint_path(self.ckpt_dir, self.step)
-        if not (cfg.ckpt_every and self.step % cfg.ckpt_every == 0):
+        if self._checkpoint_step != self.step:  # none at this step yet (a scheduled one skipped, or off-schedule)
             self.save_checkpoint()
         self._end_of_training()
-        model_path = self.export() if self.main else self.out / "model.safetensors"
+        model_path: Path | None = self.out / "model.safetensors"
+        nonfinite = None
+        if self.main:
+            try:
+                self.export()
+            except TrainingDiverged as e:
+                # The model file of an earlier run (or of the run before a resume) is worth more than this one.
+                nonfinite = str(e)
+                kept = model_path.is_file()
+                self.log.note(f"ganzoo: {e}; " + (f"kept the earlier {model_path}" if kept else "no model written"))
+                model_path = model_path if kept else None
         self.log.plot_losses()
+        found = ckpt.list_checkpoints(self.ckpt_dir) if self.main else []
         if self.dist is not None:
             self.dist.barrier()  # the run is complete on disk when any rank returns
         self.log.event("end", {"step": self.step})
+        # Only files that exist are named (None otherwise): a checkpoint or model refused as non-finite is not.
         return {
             "step": self.step,
             "losses": last,
-            "samples": str(sample_path),
-            "checkpoint": str(ckpt_path),
-            "model": str(model_path),
+            "samples": str(sample_path) if sample_path.is_file() else None,
+            "checkpoint": str(found[0][1]) if found else None,
+            "model": str(model_path) if model_path is not None else None,
+            "nonfinite": nonfinite,
             "out": str(self.out),
         }
 

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 
 from ganzoo import hookimpl
+from ganzoo.cliargs import bounded_int, device_arg, image_file, seed_int
 from ganzoo.errors import TRUST_HELP
 
 from .variant import AttnGAN
@@ -17,14 +18,22 @@ def ganzoo_register_variants(register: Callable[..., None]) -> None:
     register(AttnGAN)
 
 
+#: The most images one ``ganzoo generate`` draws (a 64 x 64 grid), as for ``ganzoo sample``.
+MAX_IMAGES = 4096
+
+
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="run directory or exported .safetensors file of a text-to-image model")
     parser.add_argument("caption", help='what to draw, e.g. "a red circle above a small blue square"')
-    parser.add_argument("-n", type=int, default=8, help="images to draw (default 8)")
-    parser.add_argument("-o", "--output", default="generated.png", help="PNG grid to write")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--attention-maps", metavar="FILE", help="also write the per-word attention maps (PNG)")
+    parser.add_argument(
+        "-n", type=bounded_int(1, MAX_IMAGES), default=8, help=f"images to draw, at most {MAX_IMAGES} (default 8)"
+    )
+    parser.add_argument("-o", "--output", type=image_file, default="generated.png", help="PNG grid to write")
+    parser.add_argument("--seed", type=seed_int, default=0)
+    parser.add_argument("--device", type=device_arg, default="cpu")
+    parser.add_argument(
+        "--attention-maps", type=image_file, metavar="FILE", help="also write the per-word attention maps (PNG)"
+    )
     parser.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
@@ -32,12 +41,10 @@ def _run(args: argparse.Namespace) -> int:
     from ganzoo.api import load
     from ganzoo.errors import ConfigError
     from ganzoo.tasks import TextToImageGenerator, require
-    from ganzoo.utils.images import save_grid
+    from ganzoo.utils.images import SampleGrid
 
     from .maps import save_attention_maps
 
-    if args.n < 1:
-        raise ConfigError(f"-n must be >= 1, got {args.n}")
     model = require(
         load(args.model, device=args.device, trust_unverified=args.trust_unverified),
         TextToImageGenerator,
@@ -47,13 +54,15 @@ def _run(args: argparse.Namespace) -> int:
         # Any text-to-image model draws; the words read and the attention maps are AttnGAN's own.
         if args.attention_maps:
             raise ConfigError(f"--attention-maps needs an attngan model, not {model.name}")
-        path = save_grid(model.generate_from_captions([args.caption] * args.n, seed=args.seed).float(), args.output)
+        images = model.generate_from_captions([args.caption] * args.n, seed=args.seed)
+        path = SampleGrid(images.float(), title=args.caption).save(args.output)
         print(f"wrote {args.n} images of {args.caption!r} to {path}")
         return 0
     out = model.generate_details(args.caption, n=args.n, seed=args.seed)
-    path = save_grid(out["images"][-1].float(), args.output)
     unknown = [w for w in out["words"][0] if w == model.vocab.SPECIALS[1]]
     read = " ".join(out["words"][0])
+    # The title is the caption as the model read it: unknown words show as <unk>.
+    path = SampleGrid(out["images"][-1].float(), title=read).save(args.output)
     print(f"wrote {args.n} images of {read!r} to {path}" + (" (unknown words read as <unk>)" if unknown else ""))
     if args.attention_maps:
         maps = save_attention_maps(out, args.attention_maps, rows=min(args.n, 4))

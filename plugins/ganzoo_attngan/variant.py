@@ -12,9 +12,11 @@ from torch import Tensor, nn
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help
-from ganzoo.errors import ConfigError
+from ganzoo.errors import ConfigError, UnknownNameError
+from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, get_loss
 from ganzoo.nn import init_weights
+from ganzoo.utils.images import SampleGrid
 from ganzoo.variant_config import GANConfig
 
 from .model import Generator, StageDiscriminator, kl_loss, plan_sizes
@@ -73,9 +75,14 @@ class AttnGANConfig(GANConfig):
             raise ConfigError(str(e)) from None
         if self.branches < 2:
             raise ConfigError(f"branches must be >= 2 (the attentive stages need a first stage), got {self.branches}")
-        for name in ("nz", "c_dim", "ngf", "ndf", "nef", "emb_dim", "max_words", "encoder_width", "batch_size"):
+        for name in ("nz", "c_dim", "ngf", "ndf", "nef", "emb_dim", "max_words", "encoder_width"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ConfigError(
+                f"batch_size must be >= 2 (DAMSM and the matching-aware discriminator take the batch's other "
+                f"captions as negatives), got {self.batch_size}"
+            )
         if self.nef % 2:
             raise ConfigError(f"nef must be even (two LSTM directions), got {self.nef}")
         if self.vocab_size < 3:
@@ -88,6 +95,39 @@ class AttnGANConfig(GANConfig):
             raise ConfigError(f"rnn_dropout must be in [0, 1), got {self.rnn_dropout}")
         if not self.lr_damsm > 0:
             raise ConfigError(f"lr_damsm must be > 0, got {self.lr_damsm}")
+        for name in ("gamma1", "gamma2", "gamma3"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0 (a sharpness), got {getattr(self, name)}")
+        for name in ("lambda_damsm", "kl_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self._check_encoder()
+
+    def _check_encoder(self) -> None:
+        """The DAMSM image encoder's backbone is a timm model, and local_index one of its feature levels below the
+        last (the global one)."""
+        import timm
+
+        if not timm.is_model(self.encoder_backbone):
+            shown = timm.list_models("resnet*")
+            raise UnknownNameError("encoder_backbone", self.encoder_backbone, shown, note="or any timm model name")
+        if self.local_index < 0:
+            raise ConfigError(f"local_index must be >= 0, got {self.local_index}")
+        if self.encoder_backbone.startswith("resnet") and self.local_index < 4:
+            return  # every resnet has five feature levels; skip building the probe for the common case
+        try:
+            with torch.device("meta"):
+                probe = timm.create_model(self.encoder_backbone, pretrained=False, features_only=True)
+        except Exception as e:  # noqa: BLE001 - timm's own errors for models without feature maps
+            raise ConfigError(
+                f"encoder_backbone {self.encoder_backbone!r} cannot give feature maps: {str(e).splitlines()[0]}"
+            ) from None
+        last = len(probe.feature_info) - 1
+        if self.local_index >= last:
+            raise ConfigError(
+                f"local_index must be in 0..{last - 1} for encoder_backbone {self.encoder_backbone}, got "
+                f"{self.local_index}"
+            )
 
 
 # The DAMSM stage's share of --steps: the encoders are small next to the generator and their losses flatten early
@@ -120,6 +160,10 @@ class AttnGAN(GANVariant):
             "batch_size": 24,
         },
         "shapes64": {"base_size": 32, "branches": 2, "nef": 128, "emb_dim": 128, "vocab_size": 64, "max_words": 14},
+    }
+    tag_descriptions = {
+        "shapes32": "16 -> 32 px with small widths: the CPU-sized model measured on shapes-captions",
+        "shapes64": "32 -> 64 px on shapes-captions, text encoder width 128",
     }
     ema_modules = ("G",)
     # LSTM and 4x4 feature maps: channels_last buys nothing here.
@@ -353,6 +397,67 @@ class AttnGAN(GANVariant):
         tokens, lengths = self.tokenize(captions)
         return self.text_encoder(tokens.to(self.device), lengths.to(self.device))[1]
 
+    def inference_graphs(self) -> list[InferenceGraph]:
+        """ONNX export of text-to-image, text encoder included: ``tokens (B, max_words)`` int64 word ids and
+        ``lengths (B,)`` int64 (>= 1), ``z (B, nz)`` and ``eps (B, c_dim)`` standard normal noise -> ``image (B, C,
+        S, S)`` in [-1, 1], the last stage's. Tokenize as :meth:`tokenize` does, with the id -> word list in the
+        file's ``vocab`` metadata (JSON; id 0 pads, 1 is unknown words).
+
+        The encoder's packed sequences do not export, so the graph runs the same bidirectional LSTM twice on padded
+        batches: once on the words as they are (the forward direction reads them first), once on the words moved
+        to the end of the sequence (the backward direction reads them first); padding only ever follows the words
+        a direction has read, so both give the packed LSTM's outputs and final states."""
+        import json
+
+        c = self.config
+
+        def run(nets: InferenceNet, tokens: Tensor, lengths: Tensor, z: Tensor, eps: Tensor) -> Tensor:
+            enc = nets.text_encoder
+            n, hid = tokens.shape[1], enc.rnn.hidden_size
+            tokens = torch.where(tokens < enc.embed.num_embeddings, tokens, torch.full_like(tokens, Vocabulary.UNK))
+            emb = enc.embed(tokens)
+            length = lengths.clamp(1, n)[:, None]
+            pos = torch.arange(n, device=tokens.device)[None, :]
+            # Right-aligned copy: position t holds word t - (n - length); the positions before hold word 0 (unread).
+            shift = n - length
+            right = torch.gather(emb, 1, (pos - shift).clamp_min(0)[:, :, None].expand(-1, -1, emb.shape[2]))
+            fwd = enc.rnn(emb)[0][:, :, :hid]
+            bwd = enc.rnn(right)[0][:, :, hid:]
+            bwd = torch.gather(bwd, 1, (pos + shift).clamp_max(n - 1)[:, :, None].expand(-1, -1, hid))
+            mask = pos < lengths[:, None]
+            words = (torch.cat([fwd, bwd], 2) * (pos < length)[:, :, None]).transpose(1, 2)
+            last = torch.gather(fwd, 1, (length - 1)[:, :, None].expand(-1, 1, hid))[:, 0]
+            sent = torch.cat([last, bwd[:, 0]], 1)
+            return nets.G(z, sent, words, mask, eps=eps)[0][-1]
+
+        gen = torch.Generator().manual_seed(0)
+        tokens = torch.randint(2, max(c.vocab_size, 3), (2, c.max_words), generator=gen)
+        lengths = torch.tensor([c.max_words, max(c.max_words // 2, 1)])
+        tokens[1, int(lengths[1]) :] = Vocabulary.PAD
+        z = torch.randn(2, c.nz, generator=gen)
+        eps = torch.randn(2, c.c_dim, generator=gen)
+        batch = {0: "batch"}
+        side = self.image_size
+        return [
+            InferenceGraph(
+                "text_to_image",
+                InferenceNet(run, text_encoder=self.text_encoder, G=self.G),
+                (tokens, lengths, z, eps),
+                ("tokens", "lengths", "z", "eps"),
+                ("image",),
+                {"tokens": batch, "lengths": batch, "z": batch, "eps": batch, "image": batch},
+                check_inputs=(
+                    torch.cat([tokens, tokens[1:]]),
+                    torch.tensor([1, int(lengths[1]), c.max_words]),
+                    torch.randn(3, c.nz, generator=gen),
+                    torch.randn(3, c.c_dim, generator=gen),
+                ),
+                description=f"tokens: (B, {c.max_words}) int64 word ids (metadata vocab), lengths: (B,) int64, z: (B, "
+                f"{c.nz}), eps: (B, {c.c_dim}) noise -> image: (B, {c.channels}, {side}, {side}) in [-1, 1]",
+                metadata={"vocab": json.dumps(self.vocab.to_list()), "max_words": str(c.max_words)},
+            )
+        ]
+
     def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
         caps = list(batch["caption"]) if batch is not None and "caption" in batch else list(DEFAULT_CAPTIONS)
         caps = (caps * (n // len(caps) + 1))[:n]
@@ -360,6 +465,8 @@ class AttnGAN(GANVariant):
         eps = torch.randn(n, self.config.c_dim, generator=generator)
         return {"captions": caps, "z": z, "eps": eps}
 
-    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
-        """The last stage's images for the fixed captions and noise of :meth:`sample_inputs`."""
-        return self.generate_from_captions(inputs["captions"], z=inputs["z"], eps=inputs["eps"])
+    def sample_images(self, inputs: dict[str, Any]) -> SampleGrid:
+        """The last stage's images for the fixed captions and noise of :meth:`sample_inputs`, each caption under
+        its image."""
+        images = self.generate_from_captions(inputs["captions"], z=inputs["z"], eps=inputs["eps"])
+        return SampleGrid(images, captions=[str(c) for c in inputs["captions"]])

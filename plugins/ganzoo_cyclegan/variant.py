@@ -15,10 +15,11 @@ from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help
 from ganzoo.data.translation import jitter_options
 from ganzoo.errors import ConfigError
+from ganzoo.export_onnx import InferenceGraph, image_to_image_graph
 from ganzoo.losses import G_REAL, PAIRED, get_loss, l1
 from ganzoo.nn import GENERATORS_HELP, build_discriminator, build_generator, generator_stride, run_padded
 from ganzoo.schedules import linear_decay
-from ganzoo.utils.images import as_pm1, side_by_side
+from ganzoo.utils.images import SampleGrid, as_pm1
 from ganzoo.variant_config import TranslationConfig
 
 
@@ -132,6 +133,11 @@ class CycleGAN(GANVariant):
         "res128": {"image_size": 128},
         "shapes": {"image_size": 64, "netG": "resnet_6blocks", "ngf": 16, "ndf": 32},
         "shapes32": {"image_size": 32, "netG": "resnet_6blocks", "ngf": 16, "ndf": 32},
+    }
+    tag_descriptions = {
+        "res128": "128x128 with resnet_6blocks, the paper's setting at that size",
+        "shapes": "64x64, resnet_6blocks, ngf 16, ndf 32: sized for the shapes-styles data",
+        "shapes32": "the shapes setting at 32x32: trains on a CPU",
     }
     ema_modules = ("G_A", "G_B")
     training_state = ("pool_A.", "pool_B.")  # about 39 MB at 256 px: in checkpoints, not in exported models
@@ -270,12 +276,24 @@ class CycleGAN(GANVariant):
         out = run_padded(net, x.to(self.device), self.stride)
         return out[0] if single else out
 
+    def inference_graphs(self) -> list[InferenceGraph]:
+        """ONNX export, one graph per direction: ``a2b`` (G_A, input ``a``, output ``b``) and ``b2a`` (G_B, input
+        ``b``, output ``a``), images ``(B, C, H, W)`` in [-1, 1]; ``H`` and ``W`` are dynamic, multiples of the
+        generators' stride (the files' ``stride`` metadata)."""
+        c = self.config
+        return [
+            image_to_image_graph(name, net, src, dst, c.channels, c.image_size, self.stride)
+            for name, net, src, dst in (("a2b", self.G_A, "a", "b"), ("b2a", self.G_B, "b", "a"))
+        ]
+
     def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
         if batch is None:
             raise ConfigError("cyclegan sample grids need a batch of the data")
         return {"a": batch["a"][:n], "b": batch["b"][:n]}
 
-    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
-        """a | G_A(a) | b | G_B(b), one row per item."""
+    def sample_images(self, inputs: dict[str, Any]) -> SampleGrid:
+        """a | G_A(a) | b | G_B(b) for each item, the columns captioned."""
         a, b = inputs["a"], inputs["b"]
-        return side_by_side(a, self.translate(a, "a2b"), b, self.translate(b, "b2a"))
+        return SampleGrid.of_columns(
+            [("A", a), ("A to B", self.translate(a, "a2b")), ("B", b), ("B to A", self.translate(b, "b2a"))]
+        )

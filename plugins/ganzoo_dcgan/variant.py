@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -11,8 +12,11 @@ from torch import Tensor
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help, require
 from ganzoo.errors import ConfigError
+from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, PAIRED, get_loss, gradient_penalty, r1_penalty, r2_penalty
 from ganzoo.nn import init_weights, spectral_norm_all
+from ganzoo.tasks import gaussian_noise
+from ganzoo.utils.images import SampleGrid, class_rows
 from ganzoo.variant_config import GANConfig
 
 from .model import Discriminator, Generator, plan
@@ -68,6 +72,13 @@ class DCGAN(GANVariant):
         "cond": {"num_classes": 6, "spectral_norm": True, "loss": "hinge"},
         "pac2": {"pack": 2},
     }
+    tag_descriptions = {
+        "mnist": "28x28 grayscale on MNIST (--data mnist:DIR)",
+        "shapes32": "32x32 images",
+        "demo": "32x32, ngf = ndf = 32, batch 64: the `make demo` model, minutes on a CPU",
+        "cond": "class-conditional (6 classes): projection discriminator, spectral norm, hinge loss",
+        "pac2": "PacGAN2: the discriminator judges packs of 2 samples (against mode collapse)",
+    }
     ema_modules = ("G",)
     bench_sizes = {"standard": {"image_size": 64, "batch_size": 64}, "small": {"image_size": 32, "batch_size": 16}}
     tiny = {"image_size": 32, "ngf": 8, "ndf": 8, "nz": 16, "batch_size": 4}
@@ -101,15 +112,16 @@ class DCGAN(GANVariant):
             )
         return y
 
-    def noise(self, n: int, generator: torch.Generator | None = None, device: Any = None) -> Tensor:
-        return torch.randn(n, self.config.nz, 1, 1, generator=generator, device=device or self.device)
+    def _train_noise(self, n: int) -> Tensor:
+        # Training draws on the device from the global generator, which checkpoints record for exact resume.
+        return torch.randn(n, self.config.nz, 1, 1, device=self.device)
 
     def loss(self, phase: str, batch: dict[str, Any], state: StepState) -> dict[str, Tensor]:
         real = batch["image"]
         y = state.cache.get("y") if "y" in state.cache else self._labels(batch)
         state.cache["y"] = y
         if phase == "d":
-            fake = self.G(self.noise(real.shape[0]), y)
+            fake = self.G(self._train_noise(real.shape[0]), y)
             state.cache["fake"] = fake  # reused by G's phase: one generator forward per step
             real_logits = self.D(real, y)
             fake_logits = self.D(fake.detach(), y)
@@ -128,14 +140,14 @@ class DCGAN(GANVariant):
             fake = state.cache.get("fake")
             if fake is None:
                 with torch.no_grad():
-                    fake = self.G(self.noise(real.shape[0]), y)
+                    fake = self.G(self._train_noise(real.shape[0]), y)
             x = fake.detach().requires_grad_(True)
             penalty = r2_penalty(self.D(x, y), x)
             return {"loss": penalty * (self.config.r2_gamma / 2 * self.config.r1_every), "r2": penalty.detach()}
         if phase == "g":
             fake = state.cache.pop("fake", None)
             if fake is None:
-                fake = self.G(self.noise(real.shape[0]), y)
+                fake = self.G(self._train_noise(real.shape[0]), y)
             real_logits = self.adv.real_logits_for_g(lambda: self.D(real, y))
             return {"loss": self.adv.g(real=real_logits, fake=self.D(fake, y))}
         raise ValueError(f"unknown phase {phase!r}")
@@ -144,6 +156,11 @@ class DCGAN(GANVariant):
     def num_classes(self) -> int:
         """Classes the generator is conditioned on (0: unconditional)."""
         return int(self.config.num_classes)
+
+    def noise(self, n: int, *, seed: int | None = None, truncation: float | None = None) -> Tensor:
+        """``(n, nz, 1, 1)`` standard normal latents on the CPU, truncated to ``[-truncation, truncation]`` when
+        given (:func:`ganzoo.tasks.gaussian_noise`). See :class:`ganzoo.tasks.LatentGenerator`."""
+        return gaussian_noise((n, self.config.nz, 1, 1), seed=seed, truncation=truncation)
 
     @torch.no_grad()
     def generate(
@@ -154,12 +171,11 @@ class DCGAN(GANVariant):
         seed: int | None = None,
         labels: Tensor | None = None,
     ) -> Tensor:
-        """Images in [-1, 1] from noise ``z`` (or ``n`` fresh draws, 64 by default, reproducible with ``seed``);
-        ``labels`` for the conditional model (default: classes in turn). See
+        """Images in [-1, 1] from noise ``z`` (or ``n`` fresh draws of :meth:`noise`, 64 by default, reproducible
+        with ``seed``); ``labels`` for the conditional model (default: classes in turn). See
         :class:`ganzoo.tasks.ClassConditionalGenerator`."""
         if z is None:
-            gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
-            z = torch.randn(n or 64, self.config.nz, 1, 1, generator=gen)
+            z = self.noise(n or 64, seed=seed)
         z = z.to(self.device)
         if self.config.num_classes and labels is None:
             labels = torch.arange(z.shape[0]) % self.config.num_classes
@@ -167,9 +183,45 @@ class DCGAN(GANVariant):
             labels = labels.to(self.device)
         return self.G(z, labels)
 
+    def inference_graphs(self) -> list[InferenceGraph]:
+        """ONNX export: ``z (B, nz, 1, 1)`` (and ``labels (B,)`` int64 when class-conditional) -> ``image (B, C, H,
+        W)`` in [-1, 1]."""
+        c = self.config
+        z = torch.randn(2, c.nz, 1, 1, generator=torch.Generator().manual_seed(0))
+        axes = {"z": {0: "batch"}, "image": {0: "batch"}}
+        noise = f"z: (B, {c.nz}, 1, 1) standard normal noise"
+        image = f"image: (B, {c.channels}, {c.image_size}, {c.image_size}) in [-1, 1]"
+        if not self.num_classes:
+            net = InferenceNet(lambda nets, z: nets.G(z), G=self.G)
+            return [InferenceGraph("generator", net, (z,), ("z",), ("image",), axes, description=f"{noise} -> {image}")]
+        labels = torch.arange(2) % self.num_classes
+        net = InferenceNet(lambda nets, z, labels: nets.G(z, labels), G=self.G)
+        return [
+            InferenceGraph(
+                "generator",
+                net,
+                (z, labels),
+                ("z", "labels"),
+                ("image",),
+                {**axes, "labels": {0: "batch"}},
+                description=f"{noise}, labels: (B,) int64 classes 0..{self.num_classes - 1} -> {image}",
+                metadata={"num_classes": str(self.num_classes)},
+            )
+        ]
+
     def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
         z = torch.randn(n, self.config.nz, 1, 1, generator=generator)
         out: dict[str, Any] = {"z": z}
         if self.config.num_classes:
-            out["labels"] = torch.arange(n) % self.config.num_classes
+            # One row per class: about n / num_classes samples of each.
+            per_row = math.ceil(n / min(n, self.config.num_classes))
+            out["labels"] = torch.arange(n) // per_row
         return out
+
+    def sample_images(self, inputs: dict[str, Any]) -> SampleGrid:
+        """The samples of ``inputs``; a conditional model's grid has one row per class, labelled."""
+        images = self.generate(z=inputs["z"], labels=inputs.get("labels"))
+        labels = inputs.get("labels")
+        if labels is None:
+            return SampleGrid(images)
+        return class_rows(images, labels)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ganzoo.cliargs import device_arg, finite_float, output_dir, output_file, positive_int
 from ganzoo.data.files import image_inputs
 from ganzoo.errors import TRUST_HELP, ConfigError
 
@@ -18,18 +19,26 @@ from ganzoo.errors import TRUST_HELP, ConfigError
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="run directory or exported .safetensors file of an anomaly model")
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders (searched recursively)")
-    parser.add_argument("--csv", metavar="FILE", help="also write path,score,verdict rows to FILE")
-    parser.add_argument("--threshold", type=float, help="anomalous when score >= T (default: the model's calibrated)")
-    parser.add_argument("--pictures", metavar="DIR", help="write input | reconstruction | difference per image")
+    parser.add_argument("--csv", type=output_file, metavar="FILE", help="also write path,score,verdict rows to FILE")
+    parser.add_argument(
+        "--threshold", type=finite_float, help="anomalous when score >= T (default: the model's calibrated)"
+    )
+    parser.add_argument(
+        "--pictures", type=output_dir, metavar="DIR", help="write input | reconstruction | difference per image"
+    )
     parser.add_argument("--data", metavar="SPEC", help="evaluate on a labelled dataset, e.g. mnist-anomaly:DIR")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split of --data")
-    parser.add_argument("--max-items", dest="max_items", type=int, help="score at most this many items of --data")
+    parser.add_argument(
+        "--max-items", dest="max_items", type=positive_int, help="score at most this many items of --data"
+    )
     parser.add_argument(
         "--calibrate", action="store_true", help="first calibrate on the val split of --data and save the model"
     )
-    parser.add_argument("--save", metavar="FILE", help="where --calibrate saves (default: MODEL itself)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", dest="batch_size", type=int, default=256)
+    parser.add_argument(
+        "--save", type=output_file, metavar="FILE", help="where --calibrate saves (default: MODEL itself)"
+    )
+    parser.add_argument("--device", type=device_arg, default="cpu")
+    parser.add_argument("--batch-size", dest="batch_size", type=positive_int, default=256)
     parser.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
@@ -89,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to score: give INPUT files/folders, or --data SPEC to evaluate on a dataset")
     if args.calibrate and not args.data:
         raise ConfigError("--calibrate needs --data SPEC (it calibrates on that dataset's val split)")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = require(
         load(args.model, device=args.device, trust_unverified=args.trust_unverified),
         AnomalyScorer,

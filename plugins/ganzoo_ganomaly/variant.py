@@ -14,8 +14,10 @@ from ganzoo import GANVariant, Phase, Stage, StepState, Task, TrainInfo
 from ganzoo.config import help
 from ganzoo.data.base import DataError, get_items
 from ganzoo.errors import ConfigError
+from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, PAIRED, get_loss
 from ganzoo.nn import init_weights
+from ganzoo.utils.images import SampleGrid
 from ganzoo.variant_config import GANConfig
 
 from .model import Discriminator, Generator, plan
@@ -86,6 +88,11 @@ class GANomaly(GANVariant):
         # The protocol's baseline: the same encoder-decoder, L1 reconstruction only, scored by reconstruction error.
         "ae": {"w_adv": 0.0, "w_enc": 0.0, "score": "recon"},
         "mnist_ae": {"channels": 1, "data": "mnist-anomaly", "w_adv": 0.0, "w_enc": 0.0, "score": "recon"},
+    }
+    tag_descriptions = {
+        "mnist": "grayscale one-class MNIST (--data mnist-anomaly:DIR)",
+        "ae": "the autoencoder baseline: L1 reconstruction only, scored by reconstruction error, no discriminator",
+        "mnist_ae": "the autoencoder baseline on one-class MNIST",
     }
     # The paper keeps no weight average; scores come from the trained weights themselves.
     ema_modules = ()
@@ -206,16 +213,60 @@ class GANomaly(GANVariant):
             x = x.float().div(127.5).sub(1.0)
         return x.to(self.device, torch.float32)
 
+    def inference_graphs(self) -> list[InferenceGraph]:
+        """ONNX export: ``image (B, C, S, S)`` in [-1, 1] -> ``score (B,)``, the anomaly score :meth:`score` gives
+        (normalized with the calibration when the model has one; the threshold is in the file's metadata)."""
+        c = self.config
+        latent = c.score == "latent"
+        lo, span = 0.0, 1.0
+        if self.calibration:
+            lo = float(self.calibration["min"])
+            span = max(float(self.calibration["max"]) - lo, 1e-12)
+
+        def run(nets: InferenceNet, x: Tensor) -> Tensor:
+            z = nets.G.encoder1(x)
+            x_hat = nets.G.decoder(z)
+            err = z - nets.G.encoder2(x_hat) if latent else x - x_hat
+            return (err.square().flatten(1).mean(1) - lo) / span
+
+        x = torch.rand(2, c.channels, c.image_size, c.image_size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        meta = {"score": c.score, "calibrated": str(bool(self.calibration)).lower()}
+        if self.threshold is not None:
+            meta["threshold"] = repr(float(self.threshold))
+        return [
+            InferenceGraph(
+                "scorer",
+                InferenceNet(run, G=self.G),
+                (x,),
+                ("image",),
+                ("score",),
+                {"image": {0: "batch"}, "score": {0: "batch"}},
+                description=f"image: (B, {c.channels}, {c.image_size}, {c.image_size}) in [-1, 1] -> score: (B,), "
+                "higher = more anomalous (anomalous when score >= the threshold metadata)",
+                metadata=meta,
+            )
+        ]
+
     def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
         if batch is None:
             raise ConfigError("ganomaly's sample grids show reconstructions of real images; pass a batch")
         return {"image": batch["image"][:n]}
 
-    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
-        """Inputs above, their reconstructions below."""
+    def sample_images(self, inputs: dict[str, Any]) -> SampleGrid:
+        """image | reconstruction | their absolute difference for each input, the columns captioned and each
+        input's anomaly score (normalized once calibrated) under its difference."""
         x = self._prepare(inputs["image"])
         with torch.no_grad():
-            return torch.cat([x, self._reconstruct(x)[0].float()])
+            x_hat, z, z_hat = self._reconstruct(x)
+        x_hat = x_hat.float()
+        if self.config.score == "latent" and z_hat is not None:
+            raw = (z.float() - z_hat.float()).square().flatten(1).mean(1)
+        else:
+            raw = (x - x_hat).square().flatten(1).mean(1)
+        scores = self.normalize(raw.cpu())
+        diff = (x - x_hat).abs() - 1  # |x - x_hat| in [0, 2], shown from black (equal) to white
+        captions = [[""] * len(x), [""] * len(x), [f"score {float(s):.3g}" for s in scores]]
+        return SampleGrid.of_columns([("image", x), ("recon", x_hat), ("diff", diff)], captions=captions)
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ganzoo.cliargs import bounded_int, device_arg, output_dir, output_file, positive_int
 from ganzoo.data.base import DataError
 from ganzoo.errors import TRUST_HELP, ConfigError
 
@@ -53,15 +54,24 @@ def _load(path: Path, channels: int, aligned: str | None, size: int) -> torch.Te
     return image_to_tensor(im)
 
 
+#: The largest ``translate --size``: the side the translators are trained at is 256; 8192 is far past any use.
+MAX_SIZE = 8192
+
+
 def configure_translate(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run directory or exported .safetensors of a pix2pix or cyclegan model")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
-    p.add_argument("-o", "--output", required=True, help="folder for the translated PNGs")
+    p.add_argument("-o", "--output", type=output_dir, required=True, help="folder for the translated PNGs")
     p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="b2a: CycleGAN's G_B (B -> A)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=8)
-    p.add_argument("--size", type=int, default=0, help="resize inputs to SIZE x SIZE first (default: keep their size)")
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=8)
+    p.add_argument(
+        "--size",
+        type=bounded_int(0, MAX_SIZE),
+        default=0,
+        help=f"resize inputs to SIZE x SIZE first, at most {MAX_SIZE} (default: keep their size)",
+    )
     p.add_argument("--aligned", action="store_true", help="inputs are A|B pairs: use the A half (B half with b2a)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu")
     p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
@@ -70,8 +80,6 @@ def run_translate(args: argparse.Namespace) -> int:
     from ganzoo.tasks import Translator, require
     from ganzoo.utils.images import save_image
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = require(
         load(args.model, device=args.device, trust_unverified=args.trust_unverified),
         Translator,
@@ -122,7 +130,9 @@ def configure_import(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="reference .pth files (latest_net_G.pth ...; the net comes from the name, or write NET=FILE)",
     )
-    p.add_argument("-o", "--output", required=True, help="the ganzoo model file to write (.safetensors)")
+    p.add_argument(
+        "-o", "--output", type=output_file, required=True, help="the ganzoo model file to write (.safetensors)"
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (architecture is inferred)")
 
 
@@ -164,7 +174,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def configure_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run directory or exported .safetensors of a pix2pix or cyclegan model")
-    p.add_argument("-o", "--output", required=True, help="folder for latest_net_*.pth files")
+    p.add_argument("-o", "--output", type=output_dir, required=True, help="folder for latest_net_*.pth files")
     p.add_argument("--prefix", default="latest", help="file name prefix (an epoch number in the reference)")
     p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 

@@ -12,10 +12,11 @@ from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help
 from ganzoo.data.translation import jitter_options
 from ganzoo.errors import ConfigError
+from ganzoo.export_onnx import InferenceGraph, image_to_image_graph
 from ganzoo.losses import G_REAL, PAIRED, get_loss, l1
 from ganzoo.nn import build_discriminator, build_generator, generator_stride, run_padded
 from ganzoo.schedules import linear_decay
-from ganzoo.utils.images import as_pm1, side_by_side
+from ganzoo.utils.images import SampleGrid, as_pm1
 from ganzoo.variant_config import TranslationConfig
 
 
@@ -48,6 +49,12 @@ class Pix2Pix(GANVariant):
         "shapes": {"image_size": 64, "netG": "unet_64", "ngf": 32, "ndf": 32, "batch_size": 4},
         "l1only": {"lambda_gan": 0.0},
         "shapes_l1": {"image_size": 64, "netG": "unet_64", "ngf": 32, "ndf": 32, "batch_size": 4, "lambda_gan": 0.0},
+    }
+    tag_descriptions = {
+        "unet128": "unet_128 generator at 128x128",
+        "shapes": "64x64, unet_64, ngf = ndf = 32, batch 4: CPU-sized, for shapes-pairs",
+        "l1only": "the defaults without the adversarial loss (lambda_gan = 0): L1 regression only",
+        "shapes_l1": "the shapes setting without the adversarial loss (lambda_gan = 0)",
     }
     ema_modules = ("G",)
     channels_last = True
@@ -140,11 +147,18 @@ class Pix2Pix(GANVariant):
         out = run_padded(self.G, x.to(self.device), self.stride)
         return out[0] if single else out
 
+    def inference_graphs(self) -> list[InferenceGraph]:
+        """ONNX export: ``a (B, C, H, W)`` in [-1, 1] -> ``b``, the same size; ``H`` and ``W`` are dynamic, multiples
+        of the generator's stride (the file's ``stride`` metadata; pad and crop around it for other sizes)."""
+        c = self.config
+        return [image_to_image_graph("a2b", self.G, "a", "b", c.channels, c.image_size, self.stride)]
+
     def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
         if batch is None:
             raise ConfigError("pix2pix sample grids need a batch of the data")
         return {"a": batch["a"][:n], "b": batch["b"][:n]}
 
-    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
-        """input | output | target, one row per item."""
-        return side_by_side(inputs["a"], self.translate(inputs["a"]), inputs["b"])
+    def sample_images(self, inputs: dict[str, Any]) -> SampleGrid:
+        """input | output | target for each item, the columns captioned."""
+        a = inputs["a"]
+        return SampleGrid.of_columns([("input", a), ("output", self.translate(a)), ("target", inputs["b"])])

@@ -11,7 +11,9 @@ from torch import Tensor
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help
 from ganzoo.errors import ConfigError, UnknownNameError
+from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, PAIRED, get_loss
+from ganzoo.utils.images import SampleGrid
 from ganzoo.variant_config import GANConfig
 
 from .model import (
@@ -67,6 +69,13 @@ class SRGANConfig(GANConfig):
             raise ConfigError(f"scale: {e}") from None
         if self.image_size < self.scale or self.image_size % self.scale:
             raise ConfigError(f"image_size {self.image_size} must be a positive multiple of scale {self.scale}")
+        # Batch norm needs two values per channel: over the batch and the LR crop (G), the 1/16 map (D).
+        lr_side, d_side = self.image_size // self.scale, -(-self.image_size // 16)
+        if self.batch_size * lr_side**2 < 2 or (self.gan and self.batch_size * d_side**2 < 2):
+            raise ConfigError(
+                f"batch_size {self.batch_size} with image_size {self.image_size} leaves batch norm one value per "
+                f"channel; use batch_size >= 2 or image_size >= {max(32, 2 * self.scale)}"
+            )
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
         for name in ("n_feats", "ndf", "d_dense", "batch_size"):
@@ -98,6 +107,11 @@ class SRGAN(GANVariant):
         "srresnet": {"gan": False},
         "x2": {"scale": 2},
         "x8": {"scale": 8},
+    }
+    tag_descriptions = {
+        "srresnet": "SRResNet only: the MSE-trained generator, no adversarial stage",
+        "x2": "x2 upscaling (one sub-pixel stage)",
+        "x8": "x8 upscaling (three sub-pixel stages)",
     }
     ema_modules = ("G",)
     default_data_spec = "shapes-sr"
@@ -199,15 +213,38 @@ class SRGAN(GANVariant):
         out = upscale_tiled(self.G, x, self.config.scale, tile, overlap).clamp(-1, 1)
         return out[0] if squeeze else out
 
+    def inference_graphs(self) -> list[InferenceGraph]:
+        """ONNX export: ``lr (B, C, h, w)`` in [-1, 1] -> ``sr (B, C, scale * h, scale * w)`` in [-1, 1], with
+        dynamic batch, height and width (whole images: no tiling)."""
+        c = self.config
+        gen = torch.Generator().manual_seed(0)
+        side = max(c.image_size // c.scale, 4)
+        lr = torch.rand(2, c.channels, side, side, generator=gen) * 2 - 1
+        other = torch.rand(3, c.channels, side + 3, side + 5, generator=gen) * 2 - 1
+        return [
+            InferenceGraph(
+                "upscaler",
+                InferenceNet(lambda nets, lr: nets.G(lr).clamp(-1, 1), G=self.G),
+                (lr,),
+                ("lr",),
+                ("sr",),
+                {"lr": {0: "batch", 2: "height", 3: "width"}, "sr": {0: "batch", 2: "out_height", 3: "out_width"}},
+                check_inputs=(other,),
+                description=f"lr: (B, {c.channels}, h, w) in [-1, 1] -> sr: (B, {c.channels}, {c.scale}h, {c.scale}w) "
+                "in [-1, 1]",
+                metadata={"scale": str(c.scale)},
+            )
+        ]
+
     def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
         if batch is None:
             raise ConfigError("srgan sample grids need a data batch")
         n = min(n, 12, batch["lr"].shape[0])
         return {"lr": batch["lr"][:n], "hr": batch["hr"][:n]}
 
-    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
-        """Triplets per input: bicubic upsampling, the model's output, the HR ground truth."""
+    def sample_images(self, inputs: dict[str, Any]) -> SampleGrid:
+        """Triplets per input, the columns captioned: bicubic upsampling, the model's output, the HR ground truth."""
         lr, hr = inputs["lr"].to(self.device), inputs["hr"].to(self.device)
         sr = self.upscale(lr)
         bic = bicubic_upscale(lr, self.config.scale)
-        return torch.stack([bic, sr.float(), hr.float().clamp(-1, 1)], 1).flatten(0, 1)
+        return SampleGrid.of_columns([("bicubic", bic), ("output", sr.float()), ("HR", hr.float())])

@@ -11,8 +11,11 @@ from torch import Tensor
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
 from ganzoo.config import help, require
 from ganzoo.errors import ConfigError
+from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, PAIRED, get_loss, r1_penalty
 from ganzoo.schedules import linear_decay
+from ganzoo.tasks import gaussian_noise
+from ganzoo.utils.images import SampleGrid, scatter_image
 from ganzoo.variant_config import GANConfig
 
 from .model import MLPDiscriminator, MLPGenerator
@@ -76,6 +79,11 @@ class VanillaGAN(GANVariant):
         "mnist": {"data": "mnist"},
         "ring8": {**_PACGAN_2D, **RECIPE_2D, "data": "ring8"},
         "grid25": {**_PACGAN_2D, **RECIPE_2D, "data": "grid25"},
+    }
+    tag_descriptions = {
+        "mnist": "the fully connected GAN on MNIST (--data mnist:DIR)",
+        "ring8": "2D ring of 8 Gaussians: PacGAN 2D nets, batch 100, Adam 1e-4, 10,000 steps with decay, fp32",
+        "grid25": "2D grid of 25 Gaussians with the ring8 recipe's settings",
     }
 
     def __init__(self, config: VanillaConfig | None = None):
@@ -146,26 +154,49 @@ class VanillaGAN(GANVariant):
             return {"loss": self.adv.g(real=real_logits, fake=self.D(fake))}
         raise ValueError(f"unknown phase {phase!r}")
 
+    def noise(self, n: int, *, seed: int | None = None, truncation: float | None = None) -> Tensor:
+        """``(n, nz)`` standard normal latents on the CPU, truncated to ``[-truncation, truncation]`` when given
+        (:func:`ganzoo.tasks.gaussian_noise`). See :class:`ganzoo.tasks.LatentGenerator`."""
+        return gaussian_noise((n, self.config.nz), seed=seed, truncation=truncation)
+
     @torch.no_grad()
     def generate(self, n: int | None = None, *, z: Tensor | None = None, seed: int | None = None) -> Tensor:
-        """Samples (images in [-1, 1], or (N, 2) points) from ``z`` or ``n`` fresh draws (64 by default), as
-        :class:`ganzoo.tasks.NoiseGenerator` specifies."""
+        """Samples (images in [-1, 1], or (N, 2) points) from ``z`` or ``n`` fresh draws of :meth:`noise` (64 by
+        default), as :class:`ganzoo.tasks.NoiseGenerator` specifies."""
         if z is None:
-            gen = torch.Generator().manual_seed(seed) if seed is not None else None
-            z = torch.randn(n or 64, self.config.nz, generator=gen)
+            z = self.noise(n or 64, seed=seed)
         return self.G(z.to(self.device))
+
+    def inference_graphs(self) -> list[InferenceGraph]:
+        """ONNX export: ``z (B, nz)`` -> ``image (B, C, H, W)`` in [-1, 1], or ``points (B, 2)`` for 2D data."""
+        out = "points" if self.points else "image"
+        z = torch.randn(2, self.config.nz, generator=torch.Generator().manual_seed(0))
+        what = "(B, 2) points" if self.points else f"(B, {self.config.channels}, H, W) images in [-1, 1]"
+        return [
+            InferenceGraph(
+                "generator",
+                InferenceNet(lambda nets, z: nets.G(z), G=self.G),
+                (z,),
+                ("z",),
+                (out,),
+                {"z": {0: "batch"}, out: {0: "batch"}},
+                description=f"z: (B, {self.config.nz}) standard normal noise -> {out}: {what}",
+            )
+        ]
 
     def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
         if self.points:  # a scatter needs many points; PROTOCOLS.md scores 2,500
             return {"z": torch.randn(2500, self.config.nz, generator=generator), "real": batch["image"][:512].cpu()}
         return {"z": torch.randn(n, self.config.nz, generator=generator)}
 
-    def sample_images(self, inputs: dict[str, Any]) -> Tensor:
+    def sample_images(self, inputs: dict[str, Any]) -> SampleGrid:
+        """The samples; for 2D data one scatter picture of them (blue) over real points (red)."""
         out = self.generate(z=inputs["z"])
         if not self.points:
-            return out
-        from ganzoo.utils.images import scatter_image
-
+            return SampleGrid(out)
         real = inputs.get("real")
         limit = float(real.abs().max()) * 1.25 if real is not None else 5.0
-        return scatter_image(out, limit, reference=real)[None]
+        caption = f"{out.shape[0]} samples (blue)"
+        if real is not None:
+            caption += f", {real.shape[0]} real points (red)"
+        return SampleGrid(scatter_image(out, limit, reference=real)[None], captions=[caption])

@@ -34,6 +34,9 @@ class ToyGAN(GANVariant):
     task = Task.UNCONDITIONAL
     Config = ToyConfig
     tiny = {"width": 8, "nz": 8, "batch_size": 4}
+    # A tag is a preset selected as toygan.wide; each one has its own line in `ganzoo list`.
+    tags = {"wide": {"width": 128}}
+    tag_descriptions = {"wide": "twice the width: 128 channels in the widest layer"}
 
     def __init__(self, config: ToyConfig | None = None):
         super().__init__(config)
