@@ -27,9 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--pictures", type=output_dir, metavar="DIR", help="write input | reconstruction | difference per image"
     )
     parser.add_argument("--data", metavar="SPEC", help="evaluate on a labelled dataset, e.g. mnist-anomaly:DIR")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split of --data")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split of --data to score")
     parser.add_argument(
-        "--max-items", dest="max_items", type=positive_int, help="score at most this many items of --data"
+        "--max-items",
+        dest="max_items",
+        type=positive_int,
+        help="score at most this many items of --data (default: all)",
     )
     parser.add_argument(
         "--calibrate", action="store_true", help="first calibrate on the val split of --data and save the model"
@@ -37,8 +40,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save", type=output_file, metavar="FILE", help="where --calibrate saves (default: MODEL itself)"
     )
-    parser.add_argument("--device", type=device_arg, default="cpu")
-    parser.add_argument("--batch-size", dest="batch_size", type=positive_int, default=256)
+    parser.add_argument(
+        "--device", type=device_arg, default="cpu", help="where the model runs: auto, cpu, cuda or cuda:N"
+    )
+    parser.add_argument(
+        "--batch-size", dest="batch_size", type=positive_int, default=256, help="images per forward pass"
+    )
     parser.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
@@ -71,7 +78,8 @@ def _score_files(model: Any, args: argparse.Namespace, threshold: float | None) 
     for p, s, v in rows:
         print(f"{p:<{width}}  {s:10.5f}  {v}")
     if threshold is None:
-        print("ganzoo: no threshold (model not calibrated); pass --threshold for verdicts", file=sys.stderr)
+        why = (model.calibration or {}).get("warning") or "model not calibrated"
+        print(f"ganzoo: no threshold ({why}); pass --threshold for verdicts", file=sys.stderr)
     if args.csv:
         buf = io.StringIO(newline="")
         w = csv.writer(buf)
@@ -112,8 +120,10 @@ def run(args: argparse.Namespace) -> int:
         if target.is_dir():
             target = target / "model.safetensors"
         save_model(model, target)
-        shown = {k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}
+        shown = {k: round(v, 5) if isinstance(v, float) else v for k, v in record.items() if k != "warning"}
         print(f"calibrated on the val split of {args.data}: {shown}; saved to {target}")
+        if record.get("warning"):
+            print(f"ganzoo: warning: {record['warning']}", file=sys.stderr)
     threshold = args.threshold if args.threshold is not None else model.threshold
     if args.inputs:
         _score_files(model, args, threshold)

@@ -189,7 +189,9 @@ class GANomaly(GANVariant):
             if info.main:
                 print(f"ganzoo: ganomaly: not calibrated ({e})", file=sys.stderr)
             return
-        if info.verbose and info.main:
+        if record.get("warning") and info.main:
+            print(f"ganzoo: warning: ganomaly calibration: {record['warning']}", file=sys.stderr)
+        elif info.verbose and info.main:
             f1 = record.get("f1")
             print(
                 f"ganzoo: calibrated on the val split ({record['n_normal']} normal, {record['n_anomalous']} "
@@ -322,6 +324,12 @@ class GANomaly(GANVariant):
 # ---- calibration -------------------------------------------------------------------------------------------------
 
 
+CHANCE_AUROC = 0.6
+"""Below this calibration AUROC the model is too close to chance for a threshold: none is set, with a warning."""
+FLAGS_ALL = 0.95
+"""An F1-best threshold that flags at least this fraction of the calibration set is refused the same way."""
+
+
 def best_f1_threshold(scores: Tensor, labels: Tensor) -> tuple[float, float]:
     """The threshold maximizing F1 of "anomalous when score >= threshold", and that F1.
 
@@ -403,6 +411,16 @@ def calibrate(model: GANomaly, dataset: Any, max_items: int | None = None) -> di
     if 0 < n_anom < len(labels):
         threshold, f1 = best_f1_threshold(s, labels)
         record.update(threshold=threshold, f1=f1, auroc=auroc(s, labels), auprc=auprc(s, labels))
+        flagged = float((s >= threshold).double().mean())
+        if record["auroc"] < CHANCE_AUROC or flagged >= FLAGS_ALL:
+            # F1 is maximized by flagging (almost) everything when scores do not separate the classes: a threshold
+            # that cannot tell normal from anomalous is worse than none, so verdicts wait for an explicit one.
+            record.update(
+                threshold=None,
+                warning=f"scores barely separate normal from anomalous (AUROC {record['auroc']:.3f}; the F1-best "
+                f"threshold would flag {100 * flagged:.0f}% of the calibration set): no threshold set; train longer, "
+                "or pass --threshold T for verdicts",
+            )
     else:
         record.update(threshold=1.0, f1=None)
     for k, v in record.items():
