@@ -18,7 +18,34 @@ class UsageError(GanzooError):
     pass
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter that appends ``(default: X)`` to an option's help when X says something: not for
+    ``None``, ``False``, an empty value or a suppressed default, and not when the help already states its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            not text
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or (isinstance(default, (str, list, tuple, dict)) and not default)
+            or "default" in text.lower()
+            # A required positional always gets a value from the command line: a default there would never apply.
+            or (not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
+    """The parser of ``ganzoo`` and of every subcommand (plugin commands included): one-line errors, defaults shown."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2, as for every other user mistake
         raise UsageError(f"{self.prog}: {message}")
 
@@ -745,23 +772,23 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("list", help="list variants (name and name.tag)")
     s.add_argument("pattern", nargs="?", help="shell pattern, e.g. '*gan*'")
     s.add_argument("--task", help="only variants of this task")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print a JSON list of name, task, plugin and description")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser(
         "info", help="a variant's task, plugin, tags and config fields; a model file's or run's card facts"
     )
     s.add_argument("name", help="variant name[.tag], model file (.safetensors), run folder or model card (README.md)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the same facts as JSON")
     s.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("plugins", help="installed plugins and what each registered")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the plugins and their registrations as JSON")
     s.set_defaults(func=cmd_plugins)
 
     s = sub.add_parser("datasets", help="registered datasets and the tasks they serve")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the datasets as JSON")
     s.set_defaults(func=cmd_datasets)
 
     s = sub.add_parser("data", help="list, download, preview or export datasets (show, export: any data spec)")
@@ -770,7 +797,10 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("list", help="the public datasets that plugins register for download")
     a = actions.add_parser("download", help="download and extract a public dataset")
     a.add_argument("name", help="its name (see `ganzoo data list`)")
-    a.add_argument("--root", help="where to keep archives and extracted data (default $GANZOO_DATA or the cache)")
+    a.add_argument(
+        "--root",
+        help="where to keep archives and extracted data (default: $GANZOO_DATA, else the data folder of the cache)",
+    )
     a.add_argument("--base-url", help="download from this mirror instead of the authors' host")
     a.add_argument("--sha256", help="expected sha256 of the archive")
     for action, helptext in (
@@ -783,18 +813,21 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("folder", metavar="DIR", help="a new or empty folder to write into")
             a.add_argument("--force", action="store_true", help="write into a folder that is not empty")
         else:
-            a.add_argument(
-                "-o", "--output", type=image_file, default="data.png", help="PNG to write (default data.png)"
-            )
-        a.add_argument("-n", type=int, default=16, help="items, from the first (default 16)")
+            a.add_argument("-o", "--output", type=image_file, default="data.png", help="PNG grid to write")
+        a.add_argument("-n", type=int, default=16, help="items to take, from the first")
         a.add_argument(
             "--spread", action="store_true", help="N items spread evenly over the split instead of the first N"
         )
-        a.add_argument("--split", default="test", choices=["train", "val", "test"], help="default test (held out)")
         a.add_argument(
-            "--size", type=bounded_int(0, 8192), help="image side; for super-resolution the HR crop, 0 = whole images"
+            "--split", default="test", choices=["train", "val", "test"], help="split to read; test is held out"
         )
-        a.add_argument("--channels", type=int, default=3, choices=[1, 3])
+        a.add_argument(
+            "--size",
+            type=bounded_int(0, 8192),
+            help="image side; for super-resolution the HR crop, 0 = whole images (default: 64; 96 for "
+            "super-resolution)",
+        )
+        a.add_argument("--channels", type=int, default=3, choices=[1, 3], help="1 for grayscale, 3 for RGB")
         a.add_argument("--seed", type=seed_int, default=0, help="seed of procedural data and augmentation")
         a.add_argument(
             "--set",
@@ -881,7 +914,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("model", help="run directory or exported .safetensors file")
     s.add_argument(
-        "-n", type=int, help=f"samples (default 64); with --interpolate, walks (default 4); at most {MAX_SAMPLES}"
+        "-n",
+        type=int,
+        help=f"samples, at most {MAX_SAMPLES} (default: 64; with --interpolate, walks: 4)",
     )
     s.add_argument(
         "-o",
@@ -910,7 +945,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="latent walks of K frames (spherical interpolation between random latents), one per row",
     )
-    s.add_argument("--device", type=device_arg, default="cpu")
+    s.add_argument("--device", type=device_arg, default="cpu", help="where the model runs: auto, cpu, cuda or cuda:N")
     s.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
     s.set_defaults(func=cmd_sample)
 
@@ -926,7 +961,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "export", help="export a run as one self-describing .safetensors model file, or its inference networks as ONNX"
     )
-    s.add_argument("run")
+    s.add_argument("run", help="run folder (its model.safetensors) or a .safetensors model file")
     s.add_argument(
         "-o",
         "--output",
@@ -969,21 +1004,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(python -m benchmarks.speed adds the plain-PyTorch baselines)",
     )
     s.add_argument("names", nargs="*", help="variants (default: all)")
-    s.add_argument("--device", type=device_arg, default="cpu")
+    s.add_argument("--device", type=device_arg, default="cpu", help="where to time: auto, cpu, cuda or cuda:N")
     s.add_argument("--quick", action="store_true", help="small sizes, fewer combinations and rounds")
     s.add_argument("--out", type=output_dir, default="benchmarks/results", help="folder for <machine>.json and .md")
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("install", help="pip-install plugin packages into ganzoo's environment")
-    s.add_argument("packages", nargs="+")
-    s.add_argument("-U", "--upgrade", action="store_true")
-    s.add_argument("-e", "--editable", action="store_true")
+    s.add_argument(
+        "packages", nargs="+", metavar="PACKAGE", help="what pip install accepts: a name, a wheel, a folder, a URL"
+    )
+    s.add_argument("-U", "--upgrade", action="store_true", help="upgrade packages that are already installed")
+    s.add_argument(
+        "-e",
+        "--editable",
+        action="store_true",
+        help="pip -e: install the first PACKAGE, a source folder, in editable mode",
+    )
     s.set_defaults(func=cmd_install)
 
     s = sub.add_parser("uninstall", help="pip-uninstall plugins by the names `ganzoo plugins` shows")
     s.add_argument("packages", nargs="+", metavar="NAME", help="plugin or distribution name")
-    s.add_argument("-y", "--yes", action="store_true")
+    s.add_argument("-y", "--yes", action="store_true", help="do not ask pip for confirmation")
     s.set_defaults(func=cmd_uninstall)
 
     for entry in registry.commands().values():

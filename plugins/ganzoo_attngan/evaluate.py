@@ -436,12 +436,21 @@ def main(argv: list[str] | None = None) -> int:
     from ganzoo.api import load
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model")
-    p.add_argument("--out", default="attngan_eval")
-    p.add_argument("--n", type=int, default=1000, help="held-out captions (val split scenes)")
-    p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--clf-steps", type=int, default=1500)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("model", help="run directory or .safetensors file of a text-to-image model")
+    p.add_argument(
+        "--out", default="attngan_eval", help="folder for results.json and the pictures (default: %(default)s)"
+    )
+    p.add_argument("--n", type=int, default=1000, help="held-out captions (val split scenes) (default: %(default)s)")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=10,
+        help="repetitions with fresh noise and distractors, for mean +- std (default: %(default)s)",
+    )
+    p.add_argument(
+        "--clf-steps", type=int, default=1500, help="training steps of the attribute classifier (default: %(default)s)"
+    )
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch (default: %(default)s)")
     p.add_argument("--classifier", help="attribute classifier weights (.safetensors): loaded if present, else saved")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -62,8 +62,19 @@ def configure_translate(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="run directory or exported .safetensors of a pix2pix or cyclegan model")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     p.add_argument("-o", "--output", type=output_dir, required=True, help="folder for the translated PNGs")
-    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="b2a: CycleGAN's G_B (B -> A)")
-    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=8)
+    p.add_argument(
+        "--direction",
+        choices=["a2b", "b2a"],
+        default="a2b",
+        help="a2b: the A -> B generator; b2a: CycleGAN's G_B (B -> A)",
+    )
+    p.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=positive_int,
+        default=8,
+        help="images per forward pass (equal-sized images are batched together)",
+    )
     p.add_argument(
         "--size",
         type=bounded_int(0, MAX_SIZE),
@@ -71,7 +82,7 @@ def configure_translate(p: argparse.ArgumentParser) -> None:
         help=f"resize inputs to SIZE x SIZE first, at most {MAX_SIZE} (default: keep their size)",
     )
     p.add_argument("--aligned", action="store_true", help="inputs are A|B pairs: use the A half (B half with b2a)")
-    p.add_argument("--device", type=device_arg, default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="where the model runs: auto, cpu, cuda or cuda:N")
     p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 

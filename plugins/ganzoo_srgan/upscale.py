@@ -285,7 +285,7 @@ def configure_upscale(p: argparse.ArgumentParser) -> None:
         help="memory budget per image in MiB: the 8-bit output, its PNG encoding and one tile's activations (on the "
         "model's device); an image whose output alone exceeds it is refused (default: %(default)s)",
     )
-    p.add_argument("--device", type=device_arg, default="cpu", help="where the model runs (default: %(default)s)")
+    p.add_argument("--device", type=device_arg, default="cpu", help="where the model runs: auto, cpu, cuda or cuda:N")
     p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
@@ -328,8 +328,8 @@ def configure_sr_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--save", type=output_dir, metavar="DIR", help="write the model's outputs here (one subfolder per set)"
     )
-    p.add_argument("--device", type=device_arg, default="cpu")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", type=device_arg, default="cpu", help="where the model runs: auto, cpu, cuda or cuda:N")
+    p.add_argument("--json", action="store_true", help="print the PSNR/SSIM table as JSON")
     p.add_argument("--trust-unverified", action="store_true", help=TRUST_HELP)
 
 
