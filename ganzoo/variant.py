@@ -305,8 +305,9 @@ class GANVariant(nn.Module):
     @property
     def default_steps(self) -> int | None:
         """The run length ``ganzoo train`` uses when given no ``--steps`` (nor ``train: steps:`` in a config file):
-        the config field ``default_steps`` when the config has one and it is positive (so a tag's recipe carries its
-        length, as ``vanilla.ring8`` does), else ``None``: :class:`~ganzoo.train.TrainConfig`'s default."""
+        the config field ``default_steps`` (every :class:`~ganzoo.variant_config.GANConfig` has one) when it is
+        positive, so a tag's recipe carries its length, as ``vanilla.ring8`` does; else ``None``:
+        :class:`~ganzoo.train.TrainConfig`'s default."""
         n = int(getattr(self.config, "default_steps", 0) or 0)
         return n if n > 0 else None
 

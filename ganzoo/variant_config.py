@@ -83,6 +83,7 @@ class GANConfig:
     lr_d: float = help("Adam learning rate of the discriminator(s)", 2e-4)
     beta1: float = help("Adam beta1", 0.5)
     beta2: float = help("Adam beta2", 0.999)
+    default_steps: int = help("the recipe's run length when --steps is not given (0: the trainer's default)", 0)
 
     def validate(self) -> None:
         """Every number finite, the size fields within :data:`SIZE_LIMITS`, learning rates positive, betas in
@@ -106,6 +107,8 @@ class GANConfig:
                 f"x image_size {size}^2 is "
                 f"{numbers:,} numbers, over the limit of {MAX_BATCH_NUMBERS:,}; lower batch_size or image_size"
             )
+        if self.default_steps < 0:
+            raise ConfigError(f"default_steps must be >= 0 (0: the trainer's default), got {self.default_steps}")
         for name in ("lr_g", "lr_d"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):

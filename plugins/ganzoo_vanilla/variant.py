@@ -42,7 +42,6 @@ class VanillaConfig(GANConfig):
         "final fraction of the run over which both learning rates decay linearly to 0 (0: constant rates)", 0.0
     )
     r1: float = help("R1 penalty weight gamma on D's gradient at real points, added as gamma/2 * R1 (0: off)", 0.0)
-    default_steps: int = help("the recipe's run length when --steps is not given (0: the trainer's default)", 0)
 
     def validate(self) -> None:
         super().validate()
@@ -51,8 +50,6 @@ class VanillaConfig(GANConfig):
             raise ConfigError(f"lr_decay must be a fraction in [0, 1], got {self.lr_decay}")
         if self.r1 < 0:
             raise ConfigError(f"r1 must be >= 0, got {self.r1}")
-        if self.default_steps < 0:
-            raise ConfigError(f"default_steps must be >= 0 (0: the trainer's default), got {self.default_steps}")
         if self.arch == "keras" and self.image_size < 1:
             raise ConfigError("image_size must be >= 1 for the keras arch")
         if self.batch_size % self.pack:
