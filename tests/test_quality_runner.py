@@ -31,3 +31,24 @@ def test_bad_arguments_and_missing_data(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(common, "DATA", tmp_path / "absent")
     assert main(["stacked_mnist", "--budget", "tiny", "--out", str(tmp_path)]) == 0
     assert "skipped" in capsys.readouterr().out and not (tmp_path / "stacked_mnist.md").exists()
+
+
+def test_stacked_recipe_trains_the_tag_by_name_and_scores_it_beside_real_data(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from benchmarks.quality import common, stacked_recipe
+
+    if not (common.DATA / "mnist").exists():
+        pytest.skip(f"{common.DATA / 'mnist'} is absent (the shared MNIST files)")
+    md = stacked_recipe.run("tiny", 1, tmp_path).read_text()
+    assert "`dcgan.stacked` (ganzoo recipe)" in md and "real stacked MNIST" in md and "Target:" in md
+    raw = json.loads((tmp_path / "stacked_recipe.json").read_text())
+    (run,) = raw["runs"]
+    command = "ganzoo train dcgan.stacked --data stacked-mnist:MNIST_DIR --seed 0 --no-progress --steps 20"
+    assert run["command"] == command
+    assert 0 < run["modes"] <= 1000 and run["kl"] >= raw["real"]["kl"] > 0 and run["train_seconds"] > 0
+    assert (tmp_path / "stacked_recipe.png").stat().st_size > 0
+    # Skipped with the reason where the data is absent.
+    monkeypatch.setattr(common, "DATA", tmp_path / "absent")
+    assert main(["stacked_recipe", "--budget", "tiny", "--out", str(tmp_path / "x")]) == 0
+    assert "skipped" in capsys.readouterr().out and not (tmp_path / "x" / "stacked_recipe.md").exists()

@@ -2,9 +2,9 @@
 
     python -m benchmarks.quality [EXPERIMENT ...] --budget small --seeds 2 --out docs/benchmarks
 
-Experiments: mode2d, stacked_mnist, sr, anomaly, pix2pix, cyclegan, attngan (default: all). ``small`` fits a
-2-core CPU in minutes per experiment; ``medium`` and ``paper`` are the longer schedules for a GPU. Experiments whose
-reference data is absent are skipped with the reason.
+Experiments: mode2d, stacked_mnist, stacked_recipe, sr, anomaly, pix2pix, cyclegan, attngan (default: all).
+``small`` fits a 2-core CPU in minutes per experiment; ``medium`` and ``paper`` are the longer schedules for a GPU.
+Experiments whose reference data is absent are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .common import BUDGETS, Skip
 
-EXPERIMENTS = ("mode2d", "stacked_mnist", "sr", "anomaly", "pix2pix", "cyclegan", "attngan")
+EXPERIMENTS = ("mode2d", "stacked_mnist", "stacked_recipe", "sr", "anomaly", "pix2pix", "cyclegan", "attngan")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,8 @@ class DCGAN(GANVariant):
         "demo": {"image_size": 32, "ngf": 32, "ndf": 32, "batch_size": 64},
         "cond": {"num_classes": 6, "spectral_norm": True, "loss": "hinge"},
         "pac2": {"pack": 2},
+        # PROTOCOLS.md section 2 at the CPU budget: the paper's DCGAN at 32x32, trained by name for its own length.
+        "stacked": {"image_size": 32, "channels": 3, "data": "stacked-mnist", "default_steps": 10_000},
     }
     tag_descriptions = {
         "mnist": "28x28 grayscale on MNIST (--data mnist:DIR)",
@@ -78,6 +80,7 @@ class DCGAN(GANVariant):
         "demo": "32x32, ngf = ndf = 32, batch 64: the `make demo` model, minutes on a CPU",
         "cond": "class-conditional (6 classes): projection discriminator, spectral norm, hinge loss",
         "pac2": "PacGAN2: the discriminator judges packs of 2 samples (against mode collapse)",
+        "stacked": "Stacked MNIST (1,000 modes) at 32x32, 10,000 steps (--data stacked-mnist:MNIST_DIR)",
     }
     ema_modules = ("G",)
     bench_sizes = {"standard": {"image_size": 64, "batch_size": 64}, "small": {"image_size": 32, "batch_size": 16}}
