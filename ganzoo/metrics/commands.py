@@ -27,6 +27,17 @@ from ganzoo.errors import TRUST_HELP, ConfigError
 __all__ = ["register_commands", "pair_files", "read_pairs"]
 
 
+def _add_feature_precision(p: argparse.ArgumentParser) -> None:
+    # eval and metrics share the feature extractors, so they share the option.
+    p.add_argument(
+        "--feature-precision",
+        dest="feature_precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="precision of the feature extractors (auto: the fastest within 1%% of fp32's FID; see docs/metrics.md)",
+    )
+
+
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -70,13 +81,7 @@ def configure_eval(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="recompute the real data's feature statistics instead of reading (and writing) the feature cache",
     )
-    p.add_argument(
-        "--feature-precision",
-        dest="feature_precision",
-        choices=["auto", "fp32", "bf16"],
-        default="auto",
-        help="precision of the feature extractors (auto: the fastest within 1%% of fp32's FID; see docs/metrics.md)",
-    )
+    _add_feature_precision(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines, bar or cost estimate")
     p.add_argument(
         "-o", "--output", type=output_file, help="where to write the JSON (default: metrics.json beside the model)"
@@ -216,13 +221,7 @@ def configure_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-cache", dest="no_cache", action="store_true", help="recompute data-spec features, bypassing the cache"
     )
-    p.add_argument(
-        "--feature-precision",
-        dest="feature_precision",
-        choices=["auto", "fp32", "bf16"],
-        default="auto",
-        help="precision of the feature extractors (auto: the fastest within 1%% of fp32's FID; see docs/metrics.md)",
-    )
+    _add_feature_precision(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of lines of text")
 
 
