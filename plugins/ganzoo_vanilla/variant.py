@@ -58,9 +58,12 @@ class VanillaConfig(GANConfig):
 
 # PROTOCOLS.md section 1: PacGAN's 2D nets and batch 100. The recipe (docs/variants/vanilla.md, with its ablation)
 # departs from PacGAN's constant Adam 1e-4 by RECIPE_2D's length and final linear decay, with the trainer's generator
-# EMA (ema_decay 0.999) and fp32 (reduced_precision). A 4x faster D sharpens the grid sooner but drops modes.
+# EMA (ema_decay 0.999) and fp32 (reduced_precision).
 _PACGAN_2D = {"arch": "pacgan2d", "nz": 2, "image_size": 0, "lr_g": 1e-4, "lr_d": 1e-4, "batch_size": 100}
 RECIPE_2D = {"default_steps": 10_000, "lr_decay": 0.5}
+# The grid: a 4x faster D sharpens its 25 modes, and R1 on D keeps them all (alone, the faster D dropped to 18 modes);
+# 5 seeds: 24.8 modes, 70.9 % high quality, reverse KL 0.052, against 22.8 / 53.5 / 0.347 without (docs/benchmarks.md).
+GRID_2D = {"r1": 0.1, "lr_d": 4e-4}
 
 
 class VanillaGAN(GANVariant):
@@ -75,12 +78,12 @@ class VanillaGAN(GANVariant):
     tags = {
         "mnist": {"data": "mnist"},
         "ring8": {**_PACGAN_2D, **RECIPE_2D, "data": "ring8"},
-        "grid25": {**_PACGAN_2D, **RECIPE_2D, "data": "grid25"},
+        "grid25": {**_PACGAN_2D, **RECIPE_2D, **GRID_2D, "data": "grid25"},
     }
     tag_descriptions = {
         "mnist": "the fully connected GAN on MNIST (--data mnist:DIR)",
         "ring8": "2D ring of 8 Gaussians: PacGAN 2D nets, batch 100, Adam 1e-4, 10,000 steps with decay, fp32",
-        "grid25": "2D grid of 25 Gaussians with the ring8 recipe's settings",
+        "grid25": "2D grid of 25 Gaussians: the ring8 recipe with R1 0.1 on D and D at 4e-4",
     }
 
     def __init__(self, config: VanillaConfig | None = None):
