@@ -24,3 +24,13 @@ def shared_data_dir() -> Path:
     if p is None:
         pytest.skip("../shared/data (or $GANZOO_SHARED_DATA) is absent on this machine")
     return p
+
+
+@pytest.fixture
+def plugin_template(tmp_path) -> Path:
+    """A private copy of docs/plugin-template to pip-install: pip builds in the source tree (build/, *.egg-info), so
+    two tests installing the same folder at once (pytest-xdist workers) would remove each other's build files."""
+    import shutil
+
+    ignore = shutil.ignore_patterns("build", "*.egg-info")
+    return Path(shutil.copytree(ROOT / "docs" / "plugin-template", tmp_path / "plugin-template", ignore=ignore))

@@ -2,15 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import ganzoo.cli as cli
 from ganzoo.plugins import reset
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "docs" / "plugin-template"
 
-
-def test_install_reports_new_variants(tmp_path, monkeypatch, capsys):
+def test_install_reports_new_variants(tmp_path, monkeypatch, capsys, plugin_template):
     target = tmp_path / "site"
     calls = []
 
@@ -27,7 +24,7 @@ def test_install_reports_new_variants(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(cli, "_pip", fake_pip)
     try:
-        assert cli.main(["install", str(TEMPLATE)]) == 0
+        assert cli.main(["install", str(plugin_template)]) == 0
         out = capsys.readouterr().out
         assert "plugin toygan (ganzoo-toygan 0.1.0): variant toygan" in out
         assert cli.main(["uninstall", "-y", "ganzoo-toygan"]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parents[1] / "docs" / "plugin-template"
 
 
-def test_template_installs_lists_and_trains(tmp_path):
+def test_template_installs_lists_and_trains(tmp_path, plugin_template):
     target = tmp_path / "site"
     subprocess.run(
         [
@@ -21,7 +21,7 @@ def test_template_installs_lists_and_trains(tmp_path):
             "--no-build-isolation",
             "--target",
             str(target),
-            str(TEMPLATE),
+            str(plugin_template),
         ],
         check=True,
         capture_output=True,
