@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -34,3 +35,15 @@ def plugin_template(tmp_path) -> Path:
 
     ignore = shutil.ignore_patterns("build", "*.egg-info")
     return Path(shutil.copytree(ROOT / "docs" / "plugin-template", tmp_path / "plugin-template", ignore=ignore))
+
+
+def edit_safetensors_header(path: Path, edit) -> None:
+    """Rewrite a .safetensors file's JSON header in place through ``edit(header)``, leaving the tensor bytes as they
+    are: how the tests forge tampered or older model files."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    edit(header)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n :])

@@ -14,6 +14,7 @@ from ganzoo.cards import DEFAULT_LICENSE, card_facts, export_card, read_card_fac
 from ganzoo.cli import main
 from ganzoo.errors import ConfigError
 from ganzoo.train.runlog import RunLog
+from tests.conftest import edit_safetensors_header
 
 FAST = ["--device", "cpu", "--precision", "fp32", "--no-progress"]
 TINY_DCGAN = ["--set", "ngf=8", "--set", "ndf=8", "--set", "nz=8", "--set", "image_size=32", "--batch-size", "4"]
@@ -29,16 +30,6 @@ def front(card: Path) -> tuple[dict, str]:
     m = re.match(r"\A---\n(.*?)\n---\n(.*)\Z", card.read_text(), re.S)
     assert m, "the card starts with YAML front matter"
     return yaml.safe_load(m.group(1)), m.group(2)
-
-
-def edit_header(path: Path, edit) -> None:
-    data = path.read_bytes()
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    edit(header)
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n :])
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +108,7 @@ def test_card_of_an_evaluated_run(evaluated_run, tmp_path, capsys):
         card_meta["license"] = "apache-2.0"
         header["__metadata__"]["ganzoo.card"] = json.dumps(card_meta)
 
-    edit_header(tampered, relicense)
+    edit_safetensors_header(tampered, relicense)
     rc, out, err = run(capsys, "info", tampered)
     assert rc == 2 and "integrity" in err and len(err.strip().splitlines()) == 1 and not out
 

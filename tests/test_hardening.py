@@ -29,6 +29,7 @@ from ganzoo.train import TrainConfig, Trainer
 from ganzoo.train import checkpoint as ckpt
 from ganzoo.train.lock import LOCK_NAME, RunFolderBusy, RunLock
 from ganzoo.utils.files import atomic_write_bytes
+from tests.conftest import edit_safetensors_header
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,16 +171,6 @@ def test_download_refusal_records_no_digest_and_leaves_nothing(tmp_path, monkeyp
 # ---- 2. integrity ----------------------------------------------------------------------------------------------------
 
 
-def _edit_header(path: Path, edit) -> None:
-    data = path.read_bytes()
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    edit(header)
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n :])
-
-
 def _set_lr_g(header: dict) -> None:
     config = json.loads(header["__metadata__"]["ganzoo.config"])
     assert config["lr_g"] != 0.5
@@ -203,7 +194,7 @@ def test_digest_covers_header_and_tensors(model_file, tmp_path, capsys):
     for name, edit in cases.items():
         f = tmp_path / f"{name}.safetensors"
         f.write_bytes(model_file.read_bytes())
-        _edit_header(f, edit)
+        edit_safetensors_header(f, edit)
         assert f.read_bytes() != model_file.read_bytes(), name
         with pytest.raises(CheckpointError, match="digest" if name == "no-digest" else "integrity"):
             ganzoo.load(f)
@@ -432,7 +423,7 @@ def test_resume_reads_a_checkpoint_without_digest_only_when_trusted(tmp_path, ca
     common = ["train", "vanilla", *sets, "--device", "cpu", "--precision", "fp32", "--out", str(out), "--no-progress"]
     assert main([*common, "--steps", "2", "--ckpt-every", "1"]) == 0
     for _, p in ckpt.list_checkpoints(out / "checkpoints"):
-        _edit_header(p, lambda h: h["__metadata__"].pop(ckpt.DIGEST_KEY))  # as an older ganzoo wrote them
+        edit_safetensors_header(p, lambda h: h["__metadata__"].pop(ckpt.DIGEST_KEY))  # as an older ganzoo wrote them
     capsys.readouterr()
     assert main([*common, "--steps", "3", "--resume"]) == 2
     err = capsys.readouterr().err
