@@ -10,7 +10,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .cliargs import bounded_int, device_arg, image_file, output_dir, output_file, positive_int, run_yaml, seed_int
+from .cliargs import (
+    bounded_int,
+    device_arg,
+    finite_float,
+    image_file,
+    output_dir,
+    output_file,
+    positive_int,
+    run_yaml,
+    seed_int,
+)
 from .errors import TRUST_HELP, GanzooError
 
 
@@ -292,7 +302,7 @@ def _train_config(args: argparse.Namespace, yaml_train: dict[str, Any]) -> Any:
 
     over: dict[str, Any] = dict(yaml_train)
     keys = ("steps", "batch_size", "device", "precision", "seed", "log_every", "sample_every", "ckpt_every")
-    for key in (*keys, "eval_every", "eval_n"):
+    for key in (*keys, "eval_every", "eval_n", "max_minutes"):
         val = getattr(args, key, None)
         if val is not None:
             over[key] = val
@@ -433,7 +443,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  ganzoo eval {model}    # the task's metrics, with provenance")
     # Stages sized by fraction keep their boundaries only when pinned: a resume that would move one is refused.
     pins = "".join(f" --set {r['setting']}={r['steps']}" for r in stages[:-1] if r["setting"] and not r["explicit"])
-    print(f"  {_resume_command(args, out)} --steps {tcfg.steps * 2}{pins}    # keep training")
+    if result["step"] < tcfg.steps:  # stopped by --max-minutes: the planned run is not over
+        print(f"  {_resume_command(args, out)}    # continue to the planned {tcfg.steps:,} steps")
+    else:
+        print(f"  {_resume_command(args, out)} --steps {tcfg.steps * 2}{pins}    # keep training")
     return 0
 
 
@@ -901,6 +914,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ckpt-every", dest="ckpt_every", type=int, help=train_help("ckpt_every"))
     s.add_argument("--eval-every", dest="eval_every", type=int, help=train_help("eval_every"))
     s.add_argument("--eval-n", dest="eval_n", type=int, help=train_help("eval_n"))
+    s.add_argument("--max-minutes", dest="max_minutes", type=finite_float, help=train_help("max_minutes"))
     s.add_argument("--no-progress", action="store_true", help="no progress bar (default: a progress bar)")
     s.add_argument(
         "--nproc",

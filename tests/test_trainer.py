@@ -308,3 +308,26 @@ def test_run_json_records_the_configuration_that_ran(tmp_path, capsys):
     # Every 'auto' and default is resolved to what ran.
     assert run["train"]["device"] == "cpu" and run["train"]["precision"] == "fp32"
     assert run["train"]["num_workers"] == 0 and isinstance(run["train"]["channels_last"], bool)
+
+
+def test_max_minutes_stops_the_loop_finishes_the_run_and_resume_continues(tmp_path, capsys):
+    events = []
+    t = Trainer(tiny_variant("vanilla"), cfg(steps=100_000, max_minutes=1e-4, ckpt_every=0), out=tmp_path)
+    t.log.event = lambda name, info: events.append((name, info))  # the hook fan-out, observed
+    res = t.fit()
+    stopped = res["step"]
+    assert 1 <= stopped < 100_000
+    assert ("time_limit", {"step": stopped, "max_minutes": 1e-4}) in events
+    assert "--max-minutes 0.0001 reached at step" in capsys.readouterr().err
+    # Finished as at the end: a checkpoint at the stop step and an exported model.
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "checkpoints")] == [stopped]
+    assert ganzoo.load(tmp_path / "model.safetensors").generate(n=2, seed=0).shape[0] == 2
+    # The next session resumes where the limit stopped the run.
+    res2 = Trainer(tiny_variant("vanilla"), cfg(steps=stopped + 3, ckpt_every=0), out=tmp_path, resume=True).fit()
+    assert res2["step"] == stopped + 3
+
+
+def test_max_minutes_must_be_finite_and_not_negative():
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ganzoo.ConfigError, match="max_minutes"):
+            cfg(max_minutes=bad).validate()

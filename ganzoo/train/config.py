@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,6 +50,11 @@ class TrainConfig:
         0,
     )
     eval_n: int = help("samples per training-time evaluation (real-data statistics come from the feature cache)", 500)
+    max_minutes: float = help(
+        "stop this session's training loop after this many minutes and finish as at the end (last checkpoint, "
+        "export); the learning-rate schedules still follow steps (0: no limit)",
+        0.0,
+    )
     progress: bool = help("show a progress bar", True)
     tensorboard: bool = help("also log to TensorBoard when it is installed", True)
     max_skips: int = help("consecutive steps with non-finite loss/gradients (skipped) before on_nonfinite acts", 20)
@@ -69,6 +75,8 @@ class TrainConfig:
         for name in ("sample_every", "ckpt_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
+            raise ConfigError(f"max_minutes must be a finite number >= 0 (0: no limit), got {self.max_minutes}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.ema_decay < 1.0:

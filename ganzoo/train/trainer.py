@@ -12,6 +12,7 @@ import errno
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -718,6 +719,7 @@ class Trainer:
         last: dict[str, float] = {}
         self.log.open(total=cfg.steps, initial=self.step)
         self.variant.train()
+        deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else None
         try:
             while self.step < cfg.steps:
                 # Losses stay on the device; the host reads them only every log_every steps (no per-step sync).
@@ -741,6 +743,13 @@ class Trainer:
                 # A run in the middle of skipping non-finite steps writes no checkpoint: rollback targets stay good.
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and not int(self._consecutive_skips):
                     self.save_checkpoint()
+                if deadline is not None and self.step < cfg.steps and self._time_is_up(deadline):
+                    self.log.event("time_limit", {"step": self.step, "max_minutes": cfg.max_minutes})
+                    self.log.note(
+                        f"ganzoo: --max-minutes {cfg.max_minutes:g} reached at step {self.step:,} of {cfg.steps:,}; "
+                        "finishing here (--resume continues the run)"
+                    )
+                    break
         except KeyboardInterrupt:
             self.log.close()
             self._checkpoint_on_interrupt()
@@ -748,6 +757,17 @@ class Trainer:
         finally:
             self.log.close()
         return last
+
+    def _time_is_up(self, deadline: float) -> bool:
+        """Whether the ``max_minutes`` deadline has passed. Data-parallel ranks decide together, at logging steps
+        only (one small collective there), so that every rank stops at the same step."""
+        late = time.monotonic() >= deadline
+        if self.dist is None:
+            return late
+        if self.step % self.config.log_every:
+            return False
+        flag = torch.tensor([1.0 if late else 0.0], device=self.device)
+        return bool(self.dist.mean({"late": flag})["late"].item() > 0)
 
     def _log_record(self, losses: dict[str, float], img_per_s: float) -> None:
         record = {
