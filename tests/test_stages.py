@@ -187,6 +187,14 @@ def test_three_stage_plugin_trains_each_stage_for_its_fraction(three_stage, tmp_
     assert stages_logged(tmp_path) == ["warm"] * 2 + ["critic"] * 3 + ["gan"] * 5
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["stages"] == [{"name": "warm", "steps": 2}, {"name": "critic", "steps": 3}, {"name": "gan", "steps": 5}]
+    # Every stage but the last leaves its model behind, as it stood at the stage's end.
+    assert sorted(p.name for p in (tmp_path / "stages").iterdir()) == ["critic.safetensors", "warm.safetensors"]
+    warm = ganzoo.load(tmp_path / "stages" / "warm.safetensors")
+    critic = ganzoo.load(tmp_path / "stages" / "critic.safetensors")
+    final = ganzoo.load(tmp_path / "model.safetensors")
+    d = lambda m: next(v for k, v in m.state_dict().items() if k.startswith("D."))  # noqa: E731
+    # Three different moments: D trains in the critic and gan stages.
+    assert not torch.equal(d(warm), d(critic)) and not torch.equal(d(critic), d(final))
 
 
 def test_conformance_kit_passes_a_variant_sized_by_fractions(three_stage):

@@ -443,6 +443,19 @@ class Trainer:
             ckpt.save_model(self.variant, path, name=self.variant_name, extra={"step": self.step})
         return path
 
+    def _export_stage(self, name: str) -> None:
+        """The model as a stage left it, ``OUT/stages/NAME.safetensors`` (e.g. SRGAN's SRResNet before its GAN
+        stage): loadable, evaluable and exportable like ``model.safetensors``. Weights that are not finite are noted
+        and not written; the run goes on (its checks act on them)."""
+        path = self.out / "stages" / f"{name}.safetensors"
+        path.parent.mkdir(exist_ok=True)
+        try:
+            self.export(path)
+        except TrainingDiverged as e:
+            self.log.note(f"ganzoo: {e}")
+            return
+        self.log.event("stage_end", {"step": self.step, "stage": name, "path": str(path)})
+
     def _exported_weights(self) -> contextlib.AbstractContextManager:
         """The weights the export holds in the variant's place: the EMA generators when EMA is on."""
         return self.ema.swapped(self.variant) if self.ema is not None else contextlib.nullcontext()
@@ -743,6 +756,8 @@ class Trainer:
                 # A run in the middle of skipping non-finite steps writes no checkpoint: rollback targets stay good.
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and not int(self._consecutive_skips):
                     self.save_checkpoint()
+                if self.main and self._stage_at(self.step)[1] is not self._stage_at(self.step - 1)[1]:
+                    self._export_stage(self._stage_at(self.step - 1)[1].name)
                 if deadline is not None and self.step < cfg.steps and self._time_is_up(deadline):
                     self.log.event("time_limit", {"step": self.step, "max_minutes": cfg.max_minutes})
                     self.log.note(
