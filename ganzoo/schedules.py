@@ -3,7 +3,9 @@ run follows the same rates (a variant's ``lr_factor`` returns one of them)."""
 
 from __future__ import annotations
 
-__all__ = ["linear_decay"]
+import math
+
+__all__ = ["cosine_decay", "linear_decay"]
 
 
 def linear_decay(step: int, total: int, start: int = -1, length: int = 0) -> float:
@@ -22,3 +24,23 @@ def linear_decay(step: int, total: int, start: int = -1, length: int = 0) -> flo
     start = start if start >= 0 else total // 2
     length = length if length > 0 else max(total - start, 1)
     return max(0.0, 1.0 - max(0, step + 1 - start) / (length + 1))
+
+
+def cosine_decay(step: int, length: int, start: int = 0) -> float:
+    """A half cosine from 1 to 0 over ``length`` steps from ``start`` (Loshchilov & Hutter's annealing without
+    restarts): the rate falls slowly at first, fastest mid-way, and slowly again as it nears 0.
+
+    The curve reaches 0 at step ``start + length``, the first step after it, so every step of the span trains at a
+    positive rate (the last at about ``(pi / (2 * length))^2``).
+
+    :param step: the 0-based training step.
+    :param length: steps of the decay (>= 1).
+    :param start: the first step of the decay.
+    :returns: the factor of the base learning rate: 1 up to ``start``, then ``(1 + cos(pi * (step - start) /
+        length)) / 2``, and 0 from ``start + length`` on.
+    :raises ValueError: when ``length`` is below 1.
+    """
+    if length < 1:
+        raise ValueError(f"cosine decay needs a length of at least 1 step, got {length}")
+    t = min(max(step - start, 0), length) / length
+    return 0.5 * (1.0 + math.cos(math.pi * t))

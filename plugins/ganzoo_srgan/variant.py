@@ -13,6 +13,7 @@ from ganzoo.config import help
 from ganzoo.errors import ConfigError, UnknownNameError
 from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, PAIRED, get_loss
+from ganzoo.schedules import cosine_decay
 from ganzoo.utils.images import SampleGrid
 from ganzoo.variant_config import GANConfig
 
@@ -26,6 +27,12 @@ from .model import (
     upscale_steps,
     upscale_tiled,
 )
+
+# The paper's 10^6 SRResNet steps then 2x10^5 GAN steps (10^5 at lr 1e-4, 10^5 at 1e-5): pretraining gets 5/6.
+PRETRAIN_FRACTION = 5 / 6
+
+# Schedules of the SRResNet stage: the paper's constant rate, or a half cosine to 0 over the stage.
+PRETRAIN_LR_DECAYS = ("none", "cosine")
 
 
 @dataclass
@@ -41,9 +48,22 @@ class SRGANConfig(GANConfig):
     d_dense: int = help("units of the discriminator's dense layer", 1024)
     gan: bool = help("train the adversarial stage after SRResNet pretraining; false = SRResNet only", True)
     pretrain_steps: int | None = help(
-        "steps of the SRResNet (MSE) stage before the GAN stage; default: 5/6 of --steps, the paper's ratio "
-        "(10^6 pretraining steps, then 2x10^5 GAN steps)",
+        "steps of the SRResNet (MSE) stage before the GAN stage; default: pretrain_fraction of --steps",
         None,
+    )
+    pretrain_fraction: float = help(
+        "share of --steps the SRResNet stage gets when pretrain_steps is unset, in (0, 1); 5/6 is the paper's ratio "
+        "(10^6 pretraining steps, then 2x10^5 GAN steps)",
+        PRETRAIN_FRACTION,
+    )
+    pretrain_lr_decay: str = help(
+        "learning-rate schedule of the SRResNet stage: none (lr_g throughout, the paper) or cosine (a half cosine "
+        "from lr_g to 0 over the stage's steps; the GAN stage keeps its own schedule). The curve is a function of the "
+        "step and the stage's length, so a resume continues it exactly: the stage's end is fixed by pretrain_steps "
+        "or --steps (a resume that moves it is refused); with gan=false the stage is the whole run, and resuming "
+        "with a longer --steps stretches the curve to the new end (the rate rises to the stretched curve's value, "
+        "a warm restart, with a note)",
+        "none",
     )
     gan_lr_decay_at: int | None = help(
         "GAN-stage step at which the learning rate drops to 1/10; default: half the GAN stage (10^5 of the "
@@ -86,15 +106,19 @@ class SRGANConfig(GANConfig):
         if self.gan_lr_decay_at is not None and self.gan_lr_decay_at < 0:
             raise ConfigError(f"gan_lr_decay_at must be >= 0 (or unset: mid GAN stage), got {self.gan_lr_decay_at}")
         if self.pretrain_steps is not None and self.pretrain_steps < 1:
-            raise ConfigError(f"pretrain_steps must be >= 1 (or unset: 5/6 of --steps), got {self.pretrain_steps}")
+            raise ConfigError(
+                f"pretrain_steps must be >= 1 (or unset: pretrain_fraction of --steps), got {self.pretrain_steps}"
+            )
+        if not 0 < self.pretrain_fraction < 1:
+            raise ConfigError(f"pretrain_fraction must be in (0, 1), got {self.pretrain_fraction}")
         if self.adv_weight < 0:
             raise ConfigError(f"adv_weight must be >= 0, got {self.adv_weight}")
+        if self.pretrain_lr_decay not in PRETRAIN_LR_DECAYS:
+            raise ConfigError(
+                f"pretrain_lr_decay must be one of {', '.join(PRETRAIN_LR_DECAYS)}, got {self.pretrain_lr_decay!r}"
+            )
         if self.content_loss not in CONTENT_LOSSES:
             raise UnknownNameError("content loss", self.content_loss, CONTENT_LOSSES)
-
-
-# The paper's 10^6 SRResNet steps then 2x10^5 GAN steps (10^5 at lr 1e-4, 10^5 at 1e-5): pretraining gets 5/6.
-PRETRAIN_FRACTION = 5 / 6
 
 
 class SRGAN(GANVariant):
@@ -107,11 +131,30 @@ class SRGAN(GANVariant):
         "srresnet": {"gan": False},
         "x2": {"scale": 2},
         "x8": {"scale": 8},
+        "small": {
+            "n_feats": 32,
+            "n_blocks": 8,
+            "lr_g": 5e-4,
+            "lr_d": 5e-4,
+            "pretrain_lr_decay": "cosine",
+            # A GAN step (the paper's discriminator) costs 5-8x an SRResNet step on the CPU: at the paper's 5/6 the
+            # GAN stage would take half the run's time or more, time the SRResNet stage needs to converge.
+            "pretrain_fraction": 0.95,
+            "image_size": 96,
+            "batch_size": 16,
+            # Pixel MSE in the GAN stage (SRGAN-MSE) whether or not VGG19 weights are on the machine: the recipe's
+            # time and results must not depend on a cached file, and VGG54 makes a CPU GAN step about 1.9x slower.
+            "content_loss": "mse",
+            "default_steps": 8000,
+        },
     }
     tag_descriptions = {
         "srresnet": "SRResNet only: the MSE-trained generator, no adversarial stage",
         "x2": "x2 upscaling (one sub-pixel stage)",
         "x8": "x8 upscaling (three sub-pixel stages)",
+        "small": "the CPU recipe, for --data sr-folder:DIR (../shared/data/sr/Urban100_train): SRResNet with 32 "
+        "features and 8 blocks at lr 5e-4, cosine-decayed over its stage, then a GAN stage with pixel-MSE content "
+        "loss (SRGAN-MSE; --set content_loss=vgg54 for the paper's); 8,000 steps unless --steps is given",
     }
     ema_modules = ("G",)
     default_data_spec = "shapes-sr"
@@ -156,16 +199,21 @@ class SRGAN(GANVariant):
                 "pretrain",
                 (Phase("g_mse", ("G",), c.lr_g, betas),),
                 steps=c.pretrain_steps,
-                fraction=PRETRAIN_FRACTION,
+                fraction=c.pretrain_fraction,
                 setting="pretrain_steps",
             ),
             Stage("gan", (Phase("d", ("D",), c.lr_d, betas), Phase("g", ("G",), c.lr_g, betas))),
         ]
 
     def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
-        """x0.1 from ``gan_lr_decay_at`` steps into the GAN stage (default: its middle), counted from where the
-        resolved plan starts the stage."""
+        """The SRResNet stage: 1, or with ``pretrain_lr_decay`` ``cosine`` a half cosine from 1 to 0 over the stage's
+        steps in the resolved plan. The GAN stage: x0.1 from ``gan_lr_decay_at`` steps into it (default: its
+        middle), counted from where the resolved plan starts the stage."""
         c = self.config
+        if phase.name == "g_mse":
+            if c.pretrain_lr_decay == "cosine":
+                return cosine_decay(step, int(self.stage_plan(total_steps)[0].steps or 1))
+            return 1.0
         if phase.name not in ("d", "g"):
             return 1.0
         pretrain, gan = self.stage_plan(total_steps)
