@@ -300,14 +300,22 @@ def test_config_errors_are_one_line():
         ganzoo.create("attngan", branches=1)
 
 
-def test_evaluation_protocol_runs(trained, tmp_path):
-    from ganzoo_attngan.evaluate import attribute_accuracy, evaluate, pictures
+def test_evaluation_protocol_runs(trained, tmp_path, monkeypatch):
+    from ganzoo_attngan.evaluate import evaluate, pictures
+
+    from ganzoo.metrics.scenes import SceneRecipe, attribute_accuracy
 
     _, path = trained
     model = ganzoo.load(path)
-    res = evaluate(model, n=100, runs=2, clf_steps=2)
-    for key in ("r_precision_generated", "r_precision_real", "r_precision_shuffled"):
-        assert 0.0 <= res[key]["mean"] <= 1.0 and res[key]["runs"] == 2
+    # A few steps of the scene classifier: this checks the protocol runs, not its numbers (tests/test_scene_eval.py).
+    recipe = SceneRecipe(batch_size=8, max_steps=2, check_every=1, val_items=16, width=4)
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path))
+    res = evaluate(model, n=100, runs=2, recipe=recipe, min_accuracy=None)
+    for kind in ("", "damsm_"):
+        for key in ("generated", "real", "shuffled"):
+            row = res[f"r_precision_{kind}{key}"]
+            assert 0.0 <= row["mean"] <= 1.0 and row["runs"] == 2
+    assert res["classifier"]["recipe"]["max_steps"] == 2
     assert 0.0 <= res["colour_swap"]["new_colour_seen"]["mean"] <= 1.0
     attrs = torch.tensor([[1, 0, 1, 0, 2, -1, -1, -1, -1], [2, 3, 0, 1, 0, 4, 2, 0, 1]])
     acc = attribute_accuracy(attrs.clone(), attrs)

@@ -32,6 +32,8 @@ BUILTIN_METRICS = [
     "psnr",
     "ssim",
     "l1",
+    "grad-ratio",
+    "hf-ratio",
     "fid",
     "kid",
     "prdc",
@@ -310,8 +312,8 @@ def test_paired_identity_model_through_cli(fake_plugin, tmp_path, capsys) -> Non
     assert main(["eval", str(path), "-n", "6", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert (tmp_path / "ident.metrics.json").is_file()
-    assert res["task"] == "paired" and set(res["scores"]) == {"psnr", "ssim", "l1"}
-    for k in ("psnr", "ssim", "l1"):
+    assert res["task"] == "paired" and set(res["scores"]) == {"psnr", "ssim", "l1", "grad-ratio", "hf-ratio"}
+    for k in ("psnr", "ssim", "l1", "grad-ratio", "hf-ratio"):
         assert res["scores"][k] == pytest.approx(res["baselines"]["identity"][k])
     assert res["provenance"]["image"]["n"] == 6
 
@@ -337,8 +339,9 @@ def test_real_plugins_evaluate(name: str) -> None:
         pytest.skip(f"variant {name} is not installed")
     torch.manual_seed(0)
     model = ganzoo.testing.tiny_variant(name)
-    # AttnGAN's attribute evaluator trains a classifier first (minutes); its R-precision is scored here.
-    res = evaluate(model, n=4, metrics="r-precision" if name == "attngan" else None)
+    # The core's scenes evaluator trains a classifier first (minutes; tests/test_scene_eval.py runs it small): the
+    # plugin's DAMSM R-precision is scored here.
+    res = evaluate(model, n=4, metrics="r-precision-damsm" if name == "attngan" else None)
     assert res["task"] == str(model.task)
     if name in ("pix2pix", "cyclegan"):
         assert math.isfinite(res["scores"]["psnr"]) and "identity" in res["baselines"]
@@ -347,51 +350,30 @@ def test_real_plugins_evaluate(name: str) -> None:
     elif name == "ganomaly":
         assert 0 <= res["scores"]["auroc"] <= 1 and res["baselines"]["chance"]["auroc"] == 0.5
     else:
-        assert res["evaluators"] == ["attngan-r-precision"] and res["notes"] == []
-        assert 0.0 <= res["scores"]["r_precision"] <= 1.0
+        assert res["evaluators"] == ["attngan-r-precision-damsm"] and res["notes"] == []
+        assert 0.0 <= res["scores"]["r_precision_damsm"] <= 1.0
         for baseline in ("real_images", "shuffled_captions"):
-            assert 0.0 <= res["baselines"][baseline]["r_precision"] <= 1.0
-        assert res["provenance"]["r-precision"]["runs"] == 10
+            assert 0.0 <= res["baselines"][baseline]["r_precision_damsm"] <= 1.0
+        assert res["provenance"]["r-precision-damsm"]["runs"] == 3
 
 
-def test_eval_cli_prints_attngan_r_precision(tmp_path, capsys) -> None:
+def test_eval_cli_prints_attngan_damsm_r_precision(tmp_path, capsys) -> None:
     if "attngan" not in ganzoo.list_variants(tags=False):
         pytest.skip("variant attngan is not installed")
     torch.manual_seed(0)
     path = ganzoo.save_model(ganzoo.testing.tiny_variant("attngan"), tmp_path / "t2i.safetensors", name="attngan")
-    assert main(["eval", str(path), "-n", "4", "--metrics", "r-precision"]) == 0
+    assert main(["eval", str(path), "-n", "4", "--metrics", "r-precision-damsm"]) == 0
     out = capsys.readouterr().out
     assert "(no scores)" not in out and "real-images" in out and "shuffled-captions" in out
-    row = next(line.split() for line in out.splitlines() if line.startswith("r_precision "))
+    row = next(line.split() for line in out.splitlines() if line.startswith("r_precision_damsm "))
     assert 0.0 <= float(row[1]) <= 1.0
     res = json.loads((tmp_path / "t2i.metrics.json").read_text())
-    assert res["scores"]["r_precision"] == pytest.approx(float(row[1]), abs=1e-4)
-    # Both AttnGAN evaluators are registered for text_to_image and apply to shapes-captions.
+    assert res["scores"]["r_precision_damsm"] == pytest.approx(float(row[1]), abs=1e-4)
+    # The core's independent evaluator comes first (its r-precision is the task's headline), then AttnGAN's own.
     from ganzoo.metrics.evaluate import evaluators_for
 
     names = [e.name for e in evaluators_for(ganzoo.load(path), "shapes-captions")]
-    assert names == ["attngan-r-precision", "attngan-attributes"]
-
-
-def test_attngan_attribute_evaluator(tmp_path, monkeypatch) -> None:
-    if "attngan" not in ganzoo.list_variants(tags=False):
-        pytest.skip("variant attngan is not installed")
-    from ganzoo_attngan.evaluate import AttributesEvaluator
-
-    from ganzoo.metrics.evaluators import EvalContext
-
-    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path))
-    torch.manual_seed(0)
-    model = ganzoo.testing.tiny_variant("attngan").eval()
-    ev = AttributesEvaluator(runs=1, clf_steps=2)
-    ctx = EvalContext(data="shapes-captions", n=8, metrics=frozenset({"attributes"}))
-    with torch.no_grad():
-        res = ev.evaluate(model, ctx)
-    assert ev.classifier_path(model, 0).is_file()  # trained once, cached for the next call
-    for row in (res.scores, res.baselines["real_images"], res.baselines["shuffled_captions"]):
-        assert 0.0 <= row["attr_acc"] <= 1.0 and 0.0 <= row["attr_all_correct"] <= 1.0
-    assert res.provenance["attributes"]["n"] == 8
-    assert not ev.applies(model, "captions:/somewhere")
+    assert names == ["scenes", "attngan-r-precision-damsm"]
 
 
 def test_evaluators_registered_per_task() -> None:

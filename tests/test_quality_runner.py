@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
+import ganzoo
 from benchmarks.quality.__main__ import main
 
 
@@ -52,3 +56,100 @@ def test_stacked_recipe_trains_the_tag_by_name_and_scores_it_beside_real_data(tm
     monkeypatch.setattr(common, "DATA", tmp_path / "absent")
     assert main(["stacked_recipe", "--budget", "tiny", "--out", str(tmp_path / "x")]) == 0
     assert "skipped" in capsys.readouterr().out and not (tmp_path / "x" / "stacked_recipe.md").exists()
+
+
+# ---- recipes: issue #14's tags by name, scored by `ganzoo eval` ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, tag, keys",
+    [
+        ("pix2pix", "pix2pix.shapes", {"psnr", "ssim", "l1", "grad-ratio", "hf-ratio"}),
+        ("cyclegan", "cyclegan.shapes32", {"psnr", "grad-ratio", "b2a_psnr", "b2a_hf-ratio"}),
+        ("attngan", "attngan.shapes32", set()),  # its evaluator is generic here: whatever scores come back
+    ],
+)
+def test_recipes_train_the_tag_by_name_and_score_it_with_ganzoo_eval(name, tag, keys, tmp_path):
+    from benchmarks.quality import recipes
+
+    if name not in ganzoo.list_variants(tags=False):
+        pytest.skip(f"variant {name} is not installed")
+    if name == "attngan":
+        import os
+        from pathlib import Path
+
+        cache = Path(os.environ.get("GANZOO_CACHE", Path.home() / ".cache" / "ganzoo")) / "scenes"
+        if not any(cache.glob("shapes-captions-32px-3ch-*.safetensors")):
+            pytest.skip(f"no 32 px scene classifier in {cache}: its first training takes minutes (any `ganzoo eval`)")
+    md = recipes.run("tiny", 1, tmp_path, only=[name]).read_text()
+    assert f"`{tag}` (ganzoo recipe)" in md and "Target:" in md and "--steps 20, -n 8" in md
+    raw = json.loads((tmp_path / f"recipes_{name}.json").read_text())
+    run = raw["runs"][0]
+    assert run["command"] == f"ganzoo train {tag} --seed 0 --no-progress --steps 20" and run["train_seconds"] > 0
+    ev = run["evals"]["test split"]
+    assert ev["command"] == f"ganzoo eval RUN/{tag} --json --no-save -q -n 8" and ev["seconds"] > 0 and ev["n"] == 8
+    assert keys <= set(ev["scores"]) and ev["scores"] and all(isinstance(v, float) for v in ev["scores"].values())
+    if name == "pix2pix":  # the L1-only row in the same run, and the sharpness verdicts against it
+        assert [r["key"] for r in raw["runs"]] == ["pix2pix.shapes", "pix2pix.shapes_l1"]
+        assert raw["runs"][1]["command"] == "ganzoo train pix2pix.shapes_l1 --seed 0 --no-progress --steps 20"
+        assert "grad-ratio" in md and "above the L1-only model's" in md and "baseline `identity`" in md
+    if name == "attngan":
+        assert "R-precision" in md
+    assert (tmp_path / f"recipes_{name}.png").stat().st_size > 0 and "Picture:" in md
+
+
+def _tiny_run(name: str, out, steps: int = 2) -> None:
+    from ganzoo.testing import tiny_variant
+    from ganzoo.train import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(steps=steps, progress=False, tensorboard=False, sample_every=steps, ckpt_every=0)
+    Trainer(tiny_variant(name), cfg, out=out).fit()
+
+
+def test_recipes_score_runs_made_elsewhere_from_their_folders_and_times(tmp_path, capsys):
+    if "pix2pix" not in ganzoo.list_variants(tags=False):
+        pytest.skip("variant pix2pix is not installed")
+    runs = tmp_path / "runs"
+    seed0 = runs / "pix2pix" / "0"
+    for key in ("pix2pix.shapes", "pix2pix.shapes_l1"):
+        _tiny_run("pix2pix", seed0 / key)
+    argv = ["recipes", "--budget", "tiny", "--seeds", "1", "--only", "pix2pix", "--runs-from", str(runs)]
+    # Without the wall times the runs cannot be reported: skipped with the layout named.
+    assert main([*argv, "--out", str(tmp_path / "x")]) == 0
+    assert "times.json is absent" in capsys.readouterr().out and not (tmp_path / "x").exists()
+    (seed0 / "times.json").write_text(json.dumps({"pix2pix.shapes": 321.5, "pix2pix.shapes_l1": 250.0}))
+    assert main([*argv, "--out", str(tmp_path / "docs")]) == 0
+    raw = json.loads((tmp_path / "docs" / "recipes_pix2pix.json").read_text())
+    assert raw["runs_from"] == str(runs) and [r["train_seconds"] for r in raw["runs"]] == [321.5, 250.0]
+    assert raw["runs"][0]["command"] == "ganzoo train pix2pix.shapes --seed 0 --no-progress --steps 20"
+    assert set(raw["runs"][0]["evals"]["test split"]["scores"]) >= {"psnr", "grad-ratio", "hf-ratio"}
+    md = (tmp_path / "docs" / "recipes_pix2pix.md").read_text()
+    assert "runs read from `--runs-from` (2 runs)" in md and "slowest command 322 s (target 600 s" in md
+    assert "samples/step-00000002.png" in md and (tmp_path / "docs" / "recipes_pix2pix.png").stat().st_size > 0
+
+
+def test_recipe_commands_and_options(tmp_path, capsys):
+    from benchmarks.quality import recipes
+
+    ae = next(c for c in recipes.RECIPES["anomaly"].commands if c.key == "ganomaly.mnist_ae-d3")
+    args = recipes.train_args(ae, 1, "small", 125.3)  # the GANomaly command's wall time, rounded up to the second
+    assert recipes._shown(args) == (
+        "ganzoo train ganomaly.mnist_ae --data mnist-anomaly:SHARED/mnist --set anomaly_class=3 --seed 1 "
+        "--no-progress --steps 1000000 --max-minutes 2.1000"
+    )
+    sr = recipes.RECIPES["srgan"].commands[0]
+    assert recipes._shown(recipes.train_args(sr, 2, "small")) == (
+        "ganzoo train srgan.small --data sr-folder:SHARED/sr/Urban100_train --seed 2 --no-progress"
+    )
+    # The SRResNet stage's model: the file the trainer leaves at the end of the stage, when the run has it.
+    run = tmp_path / "run"
+    (run / "stages").mkdir(parents=True)
+    assert recipes._stage_checkpoint(run, "pretrain") is None
+    (run / "stages" / "pretrain.safetensors").write_bytes(b"")
+    assert recipes._stage_checkpoint(run, "pretrain") == run / "stages" / "pretrain.safetensors"
+    assert main(["recipes", "--only", "nope"]) == 2 and "valid: pix2pix, cyclegan, attngan, srgan, anomaly" in (
+        capsys.readouterr().err
+    )
+    assert main(["mode2d", "--only", "pix2pix"]) == 2 and "options of the recipes experiment" in capsys.readouterr().err
+    assert main(["recipes", "--runs-from", str(tmp_path / "absent")]) == 2

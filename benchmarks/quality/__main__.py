@@ -2,7 +2,9 @@
 
     python -m benchmarks.quality [EXPERIMENT ...] --budget small --seeds 2 --out docs/benchmarks
 
-Experiments: mode2d, stacked_mnist, stacked_recipe, sr, anomaly, pix2pix, cyclegan, attngan (default: all).
+Experiments: mode2d, stacked_mnist, stacked_recipe, sr, anomaly, pix2pix, cyclegan, attngan, recipes (default: all).
+``recipes`` takes ``--only NAME`` (repeatable: pix2pix, cyclegan, attngan, srgan, anomaly) and ``--runs-from DIR``
+(score runs made by hand instead of training; the layout is in ``benchmarks/quality/recipes.py``).
 ``small`` fits a 2-core CPU in minutes per experiment; ``medium`` and ``paper`` are the longer schedules for a GPU.
 Experiments whose reference data is absent are skipped with the reason.
 """
@@ -18,7 +20,17 @@ from pathlib import Path
 
 from .common import BUDGETS, Skip
 
-EXPERIMENTS = ("mode2d", "stacked_mnist", "stacked_recipe", "sr", "anomaly", "pix2pix", "cyclegan", "attngan")
+EXPERIMENTS = (
+    "mode2d",
+    "stacked_mnist",
+    "stacked_recipe",
+    "sr",
+    "anomaly",
+    "pix2pix",
+    "cyclegan",
+    "attngan",
+    "recipes",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: torch's); 1 to run several at once"
     )
+    ap.add_argument("--only", action="append", metavar="NAME", help="recipes: run only this recipe (repeatable)")
+    ap.add_argument("--runs-from", dest="runs_from", metavar="DIR", help="recipes: score the runs in DIR, no training")
     args = ap.parse_args(argv)
     unknown = [e for e in args.experiments if e not in EXPERIMENTS]
     if unknown:
@@ -37,6 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.seeds < 1:
         print(f"--seeds must be at least 1, got {args.seeds}", file=sys.stderr)
+        return 2
+    recipe_options = {"only": args.only, "runs_from": Path(args.runs_from) if args.runs_from else None}
+    if (args.only or args.runs_from) and "recipes" not in (args.experiments or EXPERIMENTS):
+        print("--only and --runs-from are options of the recipes experiment", file=sys.stderr)
+        return 2
+    if args.only:
+        from .recipes import RECIPES
+
+        bad = [n for n in args.only if n not in RECIPES]
+        if bad:
+            print(f"unknown recipe {bad[0]!r}; valid: {', '.join(RECIPES)}", file=sys.stderr)
+            return 2
+    if args.runs_from and not Path(args.runs_from).is_dir():
+        print(f"--runs-from {args.runs_from}: no such folder", file=sys.stderr)
         return 2
     if args.threads:
         import torch
@@ -47,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         module = importlib.import_module(f"benchmarks.quality.{name}")
         try:
-            path = module.run(args.budget, args.seeds, Path(args.out))
+            extra = recipe_options if name == "recipes" else {}
+            path = module.run(args.budget, args.seeds, Path(args.out), **extra)
         except Skip as e:
             print(f"{name}: skipped: {e}")
             continue

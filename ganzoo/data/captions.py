@@ -12,6 +12,8 @@ variant adopts it in ``prepare_data`` and saves it with the model.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import os
 import re
@@ -38,6 +40,7 @@ __all__ = [
     "ShapesCaptionsDataset",
     "Vocabulary",
     "mnist_captions",
+    "parse_caption",
     "scene_captions",
     "register_datasets",
     "tokenize",
@@ -173,6 +176,39 @@ def scene_captions(attrs: Sequence[int]) -> list[str]:
         f"there is {a} {_RELATION[pa]} {b}",
         f"{a} and {b} , the {COLOURS[ca]} one {_PLACE_PHRASE[pa]}",
     ]
+
+
+@functools.cache
+def _caption_index() -> dict[tuple[str, ...], tuple[int, ...]]:
+    """Tokenized phrasing -> scene attributes, over every scene and template (about 16k phrasings)."""
+    scenes: list[tuple[int, ...]] = []
+    for c, s, z, p in itertools.product(range(len(COLOURS)), range(len(SHAPES)), range(len(SIZES)), range(len(PLACES))):
+        scenes.append((1, c, s, z, p, -1, -1, -1, -1))
+    for ca, cb, sa, sb, za, zb, pa in itertools.product(
+        range(len(COLOURS)), range(len(COLOURS)), *[range(len(SHAPES))] * 2, *[range(len(SIZES))] * 2, (0, 2)
+    ):
+        if ca != cb:
+            scenes.append((2, ca, sa, za, pa, cb, sb, zb, _OPPOSITE[pa]))
+    index: dict[tuple[str, ...], tuple[int, ...]] = {}
+    for attrs in scenes:
+        for caption in scene_captions(attrs):
+            key = tuple(tokenize(caption))
+            # Every phrasing names every attribute, so no two scenes may share one.
+            assert index.setdefault(key, attrs) == attrs, caption
+    return index
+
+
+def parse_caption(caption: str) -> list[int] | None:
+    """The scene attributes (as :data:`ATTR_NAMES`, -1 for an absent second shape) a ``shapes-captions`` phrasing
+    states, or ``None`` for a sentence that is none of :func:`scene_captions`' phrasings of any scene.
+
+    Case and punctuation do not matter (both sides go through :func:`tokenize`).
+
+    :param caption: a sentence.
+    :returns: 9 attribute ids, or ``None``.
+    """
+    attrs = _caption_index().get(tuple(tokenize(caption)))
+    return list(attrs) if attrs is not None else None
 
 
 class ShapesCaptionsDataset(BatchDataset):

@@ -18,6 +18,8 @@ from ganzoo.metrics.ranking import auprc, auroc, r_precision
 __all__ = ["register_metrics"]
 
 _ALL_IMAGE_TASKS = ("paired", "unpaired", "super_resolution")
+_GRAD_HELP = "mean gradient magnitude of pred / of ref (1 = as sharp; blur < 1)"
+_HF_HELP = "spectral energy above half Nyquist of pred / of ref (1 = as sharp; blur < 1)"
 
 
 def psnr_metric(pred: list[Tensor], ref: list[Tensor], *, y_channel: bool = False, shave: int = 0) -> dict[str, Any]:
@@ -40,6 +42,26 @@ def l1_metric(pred: list[Tensor], ref: list[Tensor], *, y_channel: bool = False,
     rs = [_prepare(r[None] if r.ndim == 3 else r, 255.0, y_channel, shave)[0] for r in ref]
     v = l1_per_image(ps, rs)
     return {"l1": float(v.mean()), "per_image": v.tolist()}
+
+
+def _sharpness_metric(name: str) -> Callable[..., dict[str, Any]]:
+    from ganzoo.metrics.sharpness import sharpness_ratio, sharpness_rows
+
+    def metric(pred: list[Tensor], ref: list[Tensor], *, y_channel: bool = False, shave: int = 0) -> dict[str, Any]:
+        from ganzoo.metrics.image import _prepare
+
+        ps = [sharpness_rows(_prepare(p[None] if p.ndim == 3 else p, 255.0, y_channel, shave)[0])[name] for p in pred]
+        rs = [sharpness_rows(_prepare(r[None] if r.ndim == 3 else r, 255.0, y_channel, shave)[0])[name] for r in ref]
+        per_image = [
+            float(p.double().sum() / r.double().sum()) if float(r.sum()) > 0 else float("nan") for p, r in zip(ps, rs)
+        ]
+        return {name: sharpness_ratio(ps, rs), "per_image": per_image}
+
+    metric.__doc__ = (
+        f"{name} of 0..255 images: the mean over ``pred`` of the per-image measure divided by its mean over ``ref`` "
+        "(1 = as sharp as the reference)."
+    )
+    return metric
 
 
 def _features(
@@ -183,6 +205,8 @@ def register_metrics(register: Callable[..., None]) -> None:
         ("psnr", psnr_metric, _ALL_IMAGE_TASKS, "paired", "PSNR in dB (peak 255); SR: Y channel, shave=scale"),
         ("ssim", ssim_metric, _ALL_IMAGE_TASKS, "paired", "SSIM, 11x11 Gaussian window sigma 1.5"),
         ("l1", l1_metric, _ALL_IMAGE_TASKS, "paired", "mean absolute error on 0..255"),
+        ("grad-ratio", _sharpness_metric("grad-ratio"), _ALL_IMAGE_TASKS, "paired", _GRAD_HELP),
+        ("hf-ratio", _sharpness_metric("hf-ratio"), _ALL_IMAGE_TASKS, "paired", _HF_HELP),
         ("fid", _inception_metric({"fid"}), uncond, "distribution", "Frechet Inception Distance (Inception-v3 2015)"),
         ("kid", _inception_metric({"kid"}), uncond, "distribution", "Kernel Inception Distance, unbiased MMD^2"),
         ("prdc", _inception_metric({"prdc"}), uncond, "distribution", _prdc_help()),
@@ -196,7 +220,7 @@ def register_metrics(register: Callable[..., None]) -> None:
             r_precision,
             ("text_to_image",),
             "retrieval",
-            "top-1 caption retrieval among 100 (Xu et al. 2018)",
+            "top-1 caption retrieval among 100 (Xu et al. 2018); `ganzoo eval` ranks by a scene classifier",
         ),
     ]
     for name, fn, tasks, kind, text in table:

@@ -5,9 +5,10 @@
 | unconditional | ``inception`` | ``fid kid prdc`` (Inception-v3 FID network) | 1000 |
 | unconditional | ``domain`` | ``fd-dom kid-dom prdc-dom classes`` (domain classifier) | 1000 |
 | unconditional, 2D points | ``modes-2d`` | ``modes-2d`` (VEEGAN/PacGAN mode protocol) | 2500 |
-| paired, unpaired | ``image-pairs`` | ``psnr ssim l1`` against ``b`` (paired) or ``b_true`` (unpaired) | 200 |
+| paired, unpaired | ``image-pairs`` | ``psnr ssim l1 grad-ratio hf-ratio`` against ``b`` (paired) or ``b_true`` | 200 |
 | super_resolution | ``sr`` | ``psnr ssim`` on the Y channel, ``scale`` px shaved | 100 |
 | anomaly | ``anomaly`` | ``auroc auprc`` | the whole test split |
+| text_to_image on shapes-captions | ``scenes`` | ``r-precision attributes`` (scene-attribute classifier) | 1000 |
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from ganzoo.metrics.evaluators import EvalContext, Evaluation
 from ganzoo.metrics.image import pm1_to_255, psnr_per_image, ssim_per_image
 from ganzoo.metrics.modes import mode_stats
 from ganzoo.metrics.ranking import auprc, auroc
-from ganzoo.tasks import AnomalyScorer, NoiseGenerator, Translator, Upscaler, require
+from ganzoo.metrics.sharpness import SHARPNESS_METRICS, sharpness_ratio, sharpness_rows
+from ganzoo.tasks import AnomalyScorer, NoiseGenerator, TextToImageGenerator, Translator, Upscaler, require
 
 __all__ = [
     "AnomalyEvaluator",
@@ -57,6 +59,7 @@ __all__ = [
     "InceptionEvaluator",
     "Modes2DEvaluator",
     "SREvaluator",
+    "ScenesEvaluator",
     "register_evaluators",
 ]
 
@@ -145,6 +148,10 @@ def real_features_key(
 
 # Training a domain classifier on first use (docs/metrics.md: 24-59 s on 2 shared cores).
 DOMAIN_TRAIN_SECONDS = 60.0
+# Training the scene-attribute classifier on first use (docs/metrics.md: 107 s at 32 px on 2 shared cores).
+SCENE_TRAIN_SECONDS = 120.0
+# Real images below this R-precision make the scene classifier's ranking untrustworthy (issue target: 90 %).
+REAL_R_PRECISION_FLOOR = 0.9
 # Evaluations shorter than this show no progress bar at all.
 BAR_DELAY_S = 3.0
 
@@ -391,21 +398,26 @@ class Modes2DEvaluator:
 
 
 class ImagePairsEvaluator:
-    """PSNR/SSIM/L1 of translations against ground truth: ``b`` for paired data, the hidden pairing ``b_true`` of
-    unpaired data; the identity mapping is the baseline."""
+    """PSNR/SSIM/L1 and the sharpness ratios (:mod:`ganzoo.metrics.sharpness`) of translations against ground truth:
+    ``b`` for paired data, the hidden pairing ``b_true`` of unpaired data; the identity mapping is the baseline. A
+    model that also translates b -> a (a cycle) is scored in that direction too, on ``b_true`` against ``a``, under
+    the same names prefixed ``b2a_``."""
 
     name = "image-pairs"
     tasks = ("paired", "unpaired")
-    metrics = ("psnr", "ssim", "l1")
+    metrics = ("psnr", "ssim", "l1", *SHARPNESS_METRICS)
     default_n = 200
-    help = "PSNR/SSIM/L1 (8-bit RGB) of a -> b translations against the ground truth, identity as baseline"
+    help = (
+        "PSNR/SSIM/L1 (8-bit RGB) of a -> b translations against the ground truth (and b -> a for cycles, b2a_*), "
+        "gradient and high-frequency energy ratios (1 = as sharp as the truth); identity as baseline"
+    )
 
     def applies(self, model: Any, data: str) -> bool:
         """Every translation model (unpaired data without a hidden pairing gets a note)."""
         return True
 
     def evaluate(self, model: Any, ctx: EvalContext) -> Evaluation:
-        """The first N items of the test split, translated a -> b."""
+        """The first N items of the test split, translated a -> b (and b -> a)."""
         translator = require(model, Translator, purpose="the image-pairs evaluator")
         out = Evaluation()
         ds = ctx.dataset(model, "test")
@@ -417,23 +429,55 @@ class ImagePairsEvaluator:
                 f"data {ctx.data!r} has no hidden pairing (b_true): unpaired outputs have no ground truth to score"
             )
             return out
-        ours, ident = [], []
-        for batch in iter_batches(ds, idx, ctx.batch_size):
-            a = to_pm1(batch["a"], ctx.device)
-            b = to_pm1(batch[target], ctx.device)
-            ours.append(image_rows(translator.translate(a, "a2b"), b))
-            if a.shape == b.shape:
-                ident.append(image_rows(a, b))
-        out.scores.update(mean_rows(ours, ctx.metrics))
-        if ident:
-            out.baselines["identity"] = mean_rows(ident, ctx.metrics)
+        directions = [("a2b", "a", target, "")]
+        if target == "b_true" and "b2a" in tuple(getattr(translator, "directions", ())):
+            directions.append(("b2a", target, "a", "b2a_"))
+        for direction, source, truth, prefix in directions:
+            scores, identity = self._direction(translator, ds, idx, direction, source, truth, ctx)
+            out.scores.update({prefix + k: v for k, v in scores.items()})
+            if identity:
+                out.baselines.setdefault("identity", {}).update({prefix + k: v for k, v in identity.items()})
+        reverse = f"; b2a_* = {target!r} translated b -> a against 'a'" if len(directions) > 1 else ""
         out.provenance["image"] = {
             "protocol": "8-bit RGB (outputs rounded from [-1, 1] to 0..255), PSNR peak 255, SSIM Gaussian 11x11 "
-            "sigma 1.5 on every channel, mean over images",
-            "reference": f"{ctx.data} test split, items 0..{len(idx) - 1}, target {target!r}",
+            "sigma 1.5 on every channel, mean over images; grad-ratio = mean gradient magnitude (forward "
+            "differences) of the outputs / that of the targets, hf-ratio = the same for the spectral energy above "
+            "half the Nyquist frequency (1 = as sharp as the targets)",
+            "reference": f"{ctx.data} test split, items 0..{len(idx) - 1}, target {target!r}{reverse}",
             "n": len(idx),
         }
         return out
+
+    @staticmethod
+    def _direction(
+        translator: Any, ds: Any, idx: list[int], direction: str, source: str, truth: str, ctx: EvalContext
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Scores of ``source`` translated in ``direction`` against ``truth``, and of the identity mapping."""
+        ours, ident = [], []
+        # Per-image sharpness of the outputs, the identity (the inputs) and the truth: each ratio is a ratio of means
+        # over all N images, so it is accumulated here and divided once at the end.
+        sharp: dict[str, list[dict[str, torch.Tensor]]] = {"ours": [], "identity": [], "truth": []}
+        for batch in iter_batches(ds, idx, ctx.batch_size):
+            x = to_pm1(batch[source], ctx.device)
+            y = to_pm1(batch[truth], ctx.device)
+            pred = translator.translate(x, direction)
+            ours.append(image_rows(pred, y))
+            sharp["ours"].append(sharpness_rows(pm1_to_255(pred.cpu())))
+            sharp["truth"].append(sharpness_rows(pm1_to_255(y.cpu())))
+            if x.shape == y.shape:
+                ident.append(image_rows(x, y))
+                sharp["identity"].append(sharpness_rows(pm1_to_255(x.cpu())))
+
+        def ratios(rows: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+            return {
+                k: sharpness_ratio([r[k] for r in rows], [r[k] for r in sharp["truth"]])
+                for k in SHARPNESS_METRICS
+                if ctx.wants(k)
+            }
+
+        scores = {**mean_rows(ours, ctx.metrics), **ratios(sharp["ours"])}
+        identity = {**mean_rows(ident, ctx.metrics), **ratios(sharp["identity"])} if ident else {}
+        return scores, identity
 
 
 class SREvaluator:
@@ -528,6 +572,179 @@ class AnomalyEvaluator:
         return out
 
 
+# ---- text to image ---------------------------------------------------------------------------------------------------
+
+
+class ScenesEvaluator:
+    """R-precision and attribute accuracy of text-to-image models on ``shapes-captions``, judged by the scene-attribute
+    classifier of :mod:`ganzoo.metrics.scenes`, trained on its own data seed and independent of the model.
+
+    N images are generated from the first N val captions, ``runs`` times with fresh noise. **R-precision**: each
+    image ranks its caption among 100 (1 true + 99 drawn from the val caption pool among captions of *other*
+    scenes, fresh per run) by the classifier's log-likelihood of the attributes each caption states; a tie is a
+    miss. **Attributes**: per-attribute accuracy of what the classifier reads against what the caption says, with
+    two chance levels (uniform ``1/K``, and images generated from shuffled captions) and the margin over the larger
+    one in percentage points. Real val images give the ceiling of both.
+
+    :param runs: repetitions with fresh noise and distractors.
+    :param recipe: the classifier's training recipe (default :data:`ganzoo.metrics.scenes.DEFAULT_RECIPE`).
+    :param min_accuracy: the classifier's mean held-out accuracy floor (default
+        :data:`ganzoo.metrics.scenes.DEFAULT_MIN_ACCURACY`); below it the scores are skipped with a note, or refused
+        when asked for by name.
+    """
+
+    name = "scenes"
+    tasks = ("text_to_image",)
+    metrics = ("r-precision", "attributes")
+    default_n = 1000
+    headline = "r-precision"
+    help = "shapes-captions: R-precision and attribute accuracy read by an independently trained scene classifier"
+    candidates = 100
+    # The caption pool of the distractors: the whole val split (2,000 scenes).
+    pool_size = 2000
+
+    def __init__(self, runs: int = 10, recipe: Any = None, min_accuracy: float | None = None) -> None:
+        self.runs, self.recipe, self.min_accuracy = runs, recipe, min_accuracy
+
+    def applies(self, model: Any, data: str) -> bool:
+        """Text-to-image models on ``shapes-captions`` (the only captions whose scenes are known)."""
+        return spec_name(data) == "shapes-captions" and isinstance(model, TextToImageGenerator)
+
+    def estimate_seconds(self, model: Any, ctx: EvalContext) -> float | None:
+        """The classifier's training when it is not cached yet; the generation cost is the model's own."""
+        from ganzoo.metrics.scenes import scene_cache_path
+
+        path = scene_cache_path(int(model.image_size), int(getattr(model, "channels", 3)), self._recipe())
+        return None if path.is_file() else SCENE_TRAIN_SECONDS
+
+    def _recipe(self) -> Any:
+        from ganzoo.metrics import scenes
+
+        return self.recipe or scenes.DEFAULT_RECIPE
+
+    def _generate(self, model: Any, captions: list[str], seed: int, batch_size: int) -> torch.Tensor:
+        out = []
+        for i in range(0, len(captions), batch_size):
+            imgs = model.generate_from_captions(captions[i : i + batch_size], seed=seed * 10_000 + i // batch_size)
+            out.append(imgs.float().cpu())
+        return torch.cat(out)
+
+    def evaluate(self, model: Any, ctx: EvalContext) -> Evaluation:
+        """Scores on the first N captions of the val split of ``ctx.data``."""
+        from ganzoo.data.captions import ATTR_CLASSES, ATTR_NAMES
+        from ganzoo.metrics.scenes import (
+            DEFAULT_MIN_ACCURACY,
+            SceneClassifierError,
+            attribute_accuracy,
+            caption_attrs,
+            get_scene_classifier,
+            scene_r_precision,
+            targets_of,
+        )
+
+        model = require(model, TextToImageGenerator, purpose="the scenes evaluator")
+        size, channels = int(model.image_size), int(getattr(model, "channels", 3))
+        key = f"scenes:{size}:{channels}"
+        if key not in ctx.shared:
+            try:
+                floor = self.min_accuracy if self.min_accuracy is not None else DEFAULT_MIN_ACCURACY
+                ctx.shared[key] = get_scene_classifier(
+                    size, channels, recipe=self._recipe(), min_accuracy=floor, log=ctx.log, progress=ctx.progress
+                ).to(ctx.device)
+            except SceneClassifierError as e:
+                if ctx.explicit:
+                    raise
+                return Evaluation(notes=[f"scene metrics skipped: {e}"])
+        clf = ctx.shared[key]
+        ds = ctx.dataset(model, "val")
+        pool_n = min(len(ds), max(ctx.n, self.pool_size))
+        batches = list(iter_batches(ds, list(range(pool_n)), ctx.batch_size))
+        pool_captions = [c for b in batches for c in b["caption"]]
+        pool = caption_attrs(pool_captions)
+        n = min(ctx.n, pool_n)
+        captions, true = pool_captions[:n], pool[:n]
+        real = torch.cat([b["image"] for b in batches])[:n]
+        # Image i of the baseline is drawn from caption shuffle[i] and judged against caption i.
+        shuffle = torch.randperm(n, generator=torch.Generator().manual_seed(ctx.seed + 99)).tolist()
+        shuffled = [captions[j] for j in shuffle]
+        real_lp = clf.log_probs(real)
+
+        def read(lp: list[torch.Tensor]) -> torch.Tensor:
+            pred = torch.stack([x.argmax(1) for x in lp], 1)
+            pred[:, 0] += 1
+            return pred
+
+        rp: dict[str, list[float]] = {"gen": [], "real": [], "shuf": []}
+        acc: dict[str, list[dict[str, float]]] = {"gen": [], "shuf": []}
+        t0 = time.perf_counter()
+        with _bar(ctx, 2 * n * self.runs, "eval scenes") as bar:
+            for r in range(self.runs):
+                ctx.say(f"scenes run {r + 1}/{self.runs}: {n} images from val captions and {n} from shuffled ones")
+                lps = {}
+                for which, caps in (("gen", captions), ("shuf", shuffled)):
+                    lps[which] = clf.log_probs(self._generate(model, caps, ctx.seed * 1000 + r, ctx.batch_size))
+                    bar.update(n)
+                    acc[which].append(attribute_accuracy(read(lps[which]), true))
+                lps["real"] = real_lp
+                for which, lp in lps.items():
+                    # The same distractors for the model and its baselines within a run.
+                    g = torch.Generator().manual_seed(ctx.seed * 1000 + r)
+                    rp[which].append(scene_r_precision(lp, true, pool, g, self.candidates))
+        ctx.say(f"scenes: {2 * n * self.runs} images generated and judged in {time.perf_counter() - t0:.1f} s")
+        out = Evaluation()
+        out.provenance["scenes"] = dict(clf.provenance)
+        reference = f"{ctx.data} val split (data seed {ctx.data_seed}), captions 0..{n - 1}, pool 0..{pool_n - 1}"
+        if ctx.wants("r-precision"):
+            stats = {k: torch.tensor(v, dtype=torch.float64) for k, v in rp.items()}
+            out.scores["r_precision"] = float(stats["gen"].mean())
+            out.scores["r_precision_std"] = float(stats["gen"].std()) if self.runs > 1 else 0.0
+            out.baselines.setdefault("real_images", {})["r_precision"] = float(stats["real"].mean())
+            out.baselines.setdefault("shuffled_captions", {})["r_precision"] = float(stats["shuf"].mean())
+            out.provenance["r-precision"] = {
+                "protocol": f"top-1 retrieval of the true caption among {self.candidates} (1 true + "
+                f"{self.candidates - 1} drawn per run from the caption pool among captions of other scenes) by the "
+                "scene classifier's log-likelihood of the attributes each caption states; ties are misses; mean "
+                f"and std over {self.runs} runs of fresh noise and distractors",
+                "reference": reference,
+                "n": n,
+                "runs": self.runs,
+            }
+            if out.baselines["real_images"]["r_precision"] < REAL_R_PRECISION_FLOOR:
+                out.notes.append(
+                    f"real images reach only {out.baselines['real_images']['r_precision']:.3f} R-precision with the "
+                    f"scene classifier (below {REAL_R_PRECISION_FLOOR}): its R-precision is not a trustworthy judge"
+                )
+        if ctx.wants("attributes"):
+            gen = {k: sum(a[k] for a in acc["gen"]) / self.runs for k in acc["gen"][0]}
+            shuf = {k: sum(a[k] for a in acc["shuf"]) / self.runs for k in acc["shuf"][0]}
+            real_acc = attribute_accuracy(read(real_lp), true)
+            uniform = {name: 1.0 / k for name, k in zip(ATTR_NAMES, ATTR_CLASSES, strict=True)}
+            uniform["mean"] = sum(uniform.values()) / len(ATTR_NAMES)
+            stated = targets_of(true) >= 0
+            per_scene = torch.tensor([1.0 / k for k in ATTR_CLASSES], dtype=torch.float64)
+            uniform["all_correct"] = float(torch.where(stated, per_scene, 1.0).prod(1).mean())
+            for k in [*ATTR_NAMES, "mean", "all_correct"]:
+                out.scores[f"attr_{k}"] = gen[k]
+                out.baselines.setdefault("real_images", {})[f"attr_{k}"] = real_acc[k]
+                out.baselines.setdefault("shuffled_captions", {})[f"attr_{k}"] = shuf[k]
+                out.baselines.setdefault("chance", {})[f"attr_{k}"] = uniform[k]
+            margins = {k: 100 * (gen[k] - max(uniform[k], shuf[k])) for k in ATTR_NAMES}
+            for k in ATTR_NAMES:
+                out.scores[f"attr_{k}_margin_pts"] = margins[k]
+            out.scores["attr_min_margin_pts"] = min(margins.values())
+            out.provenance["attributes"] = {
+                "protocol": "per-attribute accuracy of what the scene classifier reads from each generated image "
+                "against what its caption states (count, colour/shape/size/place of each shape, over the scenes "
+                f"where the attribute exists), mean over {self.runs} runs; mean = over the 9 attributes, "
+                "all_correct = every attribute of the scene right; margin_pts = percentage points above the larger "
+                "of the two chance levels (uniform 1/K, images generated from shuffled captions)",
+                "reference": reference,
+                "n": n,
+                "runs": self.runs,
+            }
+        return out
+
+
 BUILTIN_EVALUATORS: tuple[type, ...] = (
     InceptionEvaluator,
     DomainEvaluator,
@@ -535,6 +752,7 @@ BUILTIN_EVALUATORS: tuple[type, ...] = (
     ImagePairsEvaluator,
     SREvaluator,
     AnomalyEvaluator,
+    ScenesEvaluator,
 )
 
 

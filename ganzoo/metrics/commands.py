@@ -132,7 +132,7 @@ def format_table(res: dict[str, Any]) -> str:
     if len(rows) == 1:
         lines.append("(no scores)")
     prov = res["provenance"]
-    for key in ("inception", "domain"):
+    for key in ("inception", "domain", "scenes"):
         if key in prov:
             p = prov[key]
             extra = f", test accuracy {p['test_accuracy']}" if "test_accuracy" in p else ""

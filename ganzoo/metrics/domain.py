@@ -47,7 +47,9 @@ __all__ = [
     "domain_cache_path",
     "get_domain_classifier",
     "inception_score",
+    "load_cached_tensors",
     "train_domain_classifier",
+    "weights_digest",
 ]
 
 # Datasets with labels and a held-out test split distinct from train, so a test accuracy means something.
@@ -357,12 +359,42 @@ def train_domain_classifier(
     return net, meta
 
 
-def _weights_digest(tensors: dict[str, Tensor]) -> str:
+def weights_digest(tensors: dict[str, Tensor]) -> str:
+    """sha256 over the names and bytes of ``tensors``: the identity of weights that were not written to a file.
+
+    :param tensors: name -> tensor.
+    :returns: the hex digest.
+    """
     h = hashlib.sha256()
     for k in sorted(tensors):
         h.update(k.encode())
         h.update(tensors[k].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def load_cached_tensors(
+    path: Path, fmt: str, log: Callable[[str], None] | None = None
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The tensors and metadata of a cached evaluator file, or ``({}, {})`` when it is absent or damaged.
+
+    A damaged file (digest mismatch, truncated, another format, or written before files carried a digest) is
+    reported through ``log`` and treated as absent, so the caller trains again and overwrites it.
+
+    :param path: the cache file.
+    :param fmt: its expected ganzoo format.
+    :param log: receives the note about a damaged file.
+    """
+    from ganzoo.errors import CheckpointError
+    from ganzoo.train.checkpoint import load_tensors
+
+    if not path.is_file():
+        return {}, {}
+    try:
+        return load_tensors(path, fmt)
+    except CheckpointError as e:
+        if log is not None:
+            log(f"cached file unusable, training again: {e}")
+        return {}, {}
 
 
 def get_domain_classifier(
@@ -379,19 +411,13 @@ def get_domain_classifier(
 
     Raises :class:`DomainClassifierError` when its held-out accuracy is below ``min_accuracy`` (``None``: no check).
     """
-    from ganzoo.errors import CheckpointError
-    from ganzoo.train.checkpoint import load_tensors, save_tensors
+    from ganzoo.train.checkpoint import save_tensors
 
     _check_supported(_normalise_spec(spec)[0])
     recipe = recipe or recipe_for(spec)
     path = domain_cache_path(spec, image_size, channels, recipe)
     clf: DomainClassifier | None = None
-    meta: dict = {}
-    if cache and path.is_file():
-        try:
-            tensors, meta = load_tensors(path, FORMAT_DOMAIN)
-        except CheckpointError:  # a damaged cache, or one written before files carried a digest: train again
-            tensors, meta = {}, {}
+    tensors, meta = load_cached_tensors(path, FORMAT_DOMAIN, log) if cache else ({}, {})
     if meta:
         info = meta["ganzoo.domain"]
         net = DomainNet(int(info["channels"]), int(info["num_classes"]), int(info["recipe"]["width"]))
@@ -407,7 +433,7 @@ def get_domain_classifier(
             save_tensors(path, tensors, {"ganzoo.domain": info}, FORMAT_DOMAIN)
             digest = sha256_file(path)
         else:
-            digest = _weights_digest(tensors)
+            digest = weights_digest(tensors)
         clf = DomainClassifier(net, info, digest, saved)
         if log is not None:
             log(f"domain classifier: test accuracy {clf.accuracy:.4f} in {info['train_seconds']} s, saved to {saved}")

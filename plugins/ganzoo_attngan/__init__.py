@@ -1,5 +1,6 @@
-"""AttnGAN (Xu et al. 2018) for ganzoo: the ``attngan`` variant, its R-precision and attribute evaluators for
-``ganzoo eval``, and the ``ganzoo generate`` command."""
+"""AttnGAN (Xu et al. 2018) for ganzoo: the ``attngan`` variant, its DAMSM R-precision evaluator for ``ganzoo eval``
+(the independent R-precision and attribute scores come from the core's ``scenes`` evaluator), and the
+``ganzoo generate`` command."""
 
 from __future__ import annotations
 
@@ -74,10 +75,9 @@ def _run(args: argparse.Namespace) -> int:
 
 @hookimpl
 def ganzoo_register_evaluators(register: Callable[..., None]) -> None:
-    from .evaluate import AttributesEvaluator, RPrecisionEvaluator
+    from .evaluate import DamsmRPrecisionEvaluator
 
-    register(RPrecisionEvaluator())
-    register(AttributesEvaluator())
+    register(DamsmRPrecisionEvaluator())
 
 
 @hookimpl

@@ -6,7 +6,8 @@ Paired models (pix2pix) are scored on ``b`` of the paired data; unpaired ones (C
 ``b_true`` of ``shapes-styles`` (A -> B) and on ``a`` from ``b_true`` (B -> A), beside two baselines that need no
 pairs either: the identity mapping and a global colour transfer (per-channel mean/std matched to the B images).
 Scores: PSNR, SSIM and L1 on 0..255 (``ganzoo.metrics``), plus two sharpness ratios against the ground truth (1 is
-as sharp as the truth; blur is below 1): mean gradient magnitude and the energy above half the Nyquist frequency.
+as sharp as the truth; blur is below 1): mean gradient magnitude and the energy above half the Nyquist frequency
+(:mod:`ganzoo.metrics.sharpness`, the ``grad-ratio`` and ``hf-ratio`` of ``ganzoo eval``).
 """
 
 from __future__ import annotations
@@ -20,39 +21,18 @@ from torch import Tensor
 from torch.utils.data import default_collate
 
 from ganzoo.metrics import image_scores, pm1_to_255
-
-
-def _to_255(x: Tensor) -> Tensor:
-    return pm1_to_255(x.float()).float()
-
-
-def gradient_magnitude(images: Tensor) -> Tensor:
-    """Mean gradient magnitude (forward differences, 0..255 units) of each ``[-1, 1]`` image."""
-    x = _to_255(images)
-    gx = x[..., :-1, 1:] - x[..., :-1, :-1]
-    gy = x[..., 1:, :-1] - x[..., :-1, :-1]
-    return (gx.square() + gy.square()).sqrt().flatten(1).mean(1)
-
-
-def high_frequency_energy(images: Tensor) -> Tensor:
-    """Spectral energy above half the Nyquist frequency (radially) of each ``[-1, 1]`` image."""
-    x = _to_255(images)
-    x = x - x.mean(dim=(-2, -1), keepdim=True)
-    power = torch.fft.fft2(x).abs().square()
-    fy = torch.fft.fftfreq(x.shape[-2])[:, None]
-    fx = torch.fft.fftfreq(x.shape[-1])[None, :]
-    high = (fy.square() + fx.square()).sqrt() > 0.25
-    return (power * high).flatten(1).sum(1) / x[0].numel()
+from ganzoo.metrics.sharpness import gradient_magnitude, high_frequency_energy, sharpness_ratio
 
 
 def _scores(pred: Tensor, truth: Tensor) -> dict[str, float]:
     s = image_scores(pred, truth, pm1=True)
+    p255, t255 = pm1_to_255(pred.float()), pm1_to_255(truth.float())
     return {
         "psnr": round(float(s["psnr"]), 3),
         "ssim": round(float(s["ssim"]), 4),
         "l1": round(float(s["l1"]), 3),
-        "grad_ratio": round(float(gradient_magnitude(pred).mean() / gradient_magnitude(truth).mean()), 4),
-        "hf_ratio": round(float(high_frequency_energy(pred).mean() / high_frequency_energy(truth).mean()), 4),
+        "grad_ratio": round(sharpness_ratio(gradient_magnitude(p255), gradient_magnitude(t255)), 4),
+        "hf_ratio": round(sharpness_ratio(high_frequency_energy(p255), high_frequency_energy(t255)), 4),
     }
 
 
