@@ -323,6 +323,9 @@ def test_sr_bicubic_model_matches_baseline(fake_plugin) -> None:
     assert res["task"] == "super_resolution" and "Y channel" in res["provenance"]["image"]["protocol"]
     assert res["scores"]["psnr"] == pytest.approx(res["baselines"]["bicubic"]["psnr"])
     assert res["scores"]["ssim"] == pytest.approx(res["baselines"]["bicubic"]["ssim"])
+    # Bicubic is blurrier than the HR images: both sharpness ratios below 1, the same for the model and the baseline.
+    for k in ("grad-ratio", "hf-ratio"):
+        assert 0 < res["scores"][k] < 1 and res["scores"][k] == pytest.approx(res["baselines"]["bicubic"][k])
 
 
 def test_sr_bicubic_model_on_set5(fake_plugin, shared_data_dir) -> None:
