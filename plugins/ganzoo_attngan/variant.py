@@ -158,11 +158,13 @@ class AttnGAN(GANVariant):
             "max_words": 14,
             "encoder_width": 16,
             "batch_size": 24,
+            # The CPU recipe's length (docs/benchmarks.md, "Recipes"): 1,500 DAMSM + 7,500 GAN steps.
+            "default_steps": 9000,
         },
         "shapes64": {"base_size": 32, "branches": 2, "nef": 128, "emb_dim": 128, "vocab_size": 64, "max_words": 14},
     }
     tag_descriptions = {
-        "shapes32": "16 -> 32 px with small widths: the CPU-sized model measured on shapes-captions",
+        "shapes32": "16 -> 32 px with small widths, 9,000 steps: the CPU recipe for shapes-captions",
         "shapes64": "32 -> 64 px on shapes-captions, text encoder width 128",
     }
     ema_modules = ("G",)
