@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import common
 from .common import Report, Skip, mean_se, table
 
@@ -402,6 +404,26 @@ def picture(run: Path, path: Path) -> str:
     return f"the run's own sample grid samples/{grids[-1].name} (`ganzoo sample` draws unconditional models only)"
 
 
+def sr_stage_picture(stage_model: Path, run: Path, path: Path) -> str:
+    """Where the GAN stage differs from the SRResNet stage: centre crops of Set5/Set14 images (those of
+    ``benchmarks.quality.sr``, at 2x nearest neighbour), one row each: bicubic, the SRResNet stage's model, the final
+    model (after the GAN stage), ground truth. Returns what the picture shows."""
+    import ganzoo
+    from ganzoo.utils.images import save_grid
+
+    from .sr import PICTURE, _crops
+
+    stage, final = ganzoo.load(stage_model).eval(), ganzoo.load(run).eval()
+    tiles = []
+    for name, index in PICTURE:
+        root = common.shared("sr") / name
+        bicubic, srresnet, hr = _crops(stage, root, index)
+        tiles += [bicubic, srresnet, _crops(final, root, index)[1], hr]
+    save_grid(torch.stack(tiles), path, nrow=4)
+    crops = ", ".join(f"{name} image {index}" for name, index in PICTURE)
+    return f"centre crops of {crops} (rows); columns: bicubic, SRResNet stage, after the GAN stage, ground truth"
+
+
 def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path) -> dict[str, Any]:
     """Score every run of ``recipe`` under ``runs/<seed>/`` (the ``--runs-from`` layout).
 
@@ -439,7 +461,10 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
                         row["evals"][f"{label}, SRResNet stage"] = evaluate_run(ckpt, extra, n)
             if seed == 0 and command is recipe.commands[0]:
                 out.mkdir(parents=True, exist_ok=True)
-                row["picture"] = summary["picture"] = picture(run, out / f"recipes_{recipe.name}.png")
+                path = out / f"recipes_{recipe.name}.png"
+                ckpt = _stage_checkpoint(run, recipe.stage_checkpoint) if recipe.stage_checkpoint else None
+                shown = sr_stage_picture(ckpt, run, path) if ckpt is not None else picture(run, path)
+                row["picture"] = summary["picture"] = shown
             print(f"recipes {recipe.name} seed {seed} {command.key}: {row['evals']}", file=sys.stderr, flush=True)
             summary["runs"].append(row)
     return summary
