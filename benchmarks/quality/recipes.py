@@ -38,7 +38,9 @@ times are those of a quiet machine. The ``tiny`` budget adds ``--steps 20`` to e
 where ``<recipe>`` is a name of ``RECIPES``, ``<seed>`` the integer seed (0, 1, ...; ``--seeds`` says how many are
 read), and ``<run>`` the run's key: its tag (``pix2pix.shapes``, ``pix2pix.shapes_l1``, ``cyclegan.shapes32``,
 ``attngan.shapes32``, ``srgan.small``), or for anomaly the tag and digit (``ganomaly.mnist-d3``,
-``ganomaly.mnist_ae-d3``). Training writes the same layout into a temporary folder and scores it with the same code.
+``ganomaly.mnist_ae-d3``). An optional ``DIR/<recipe>/conditions.txt`` says how those runs shared the machine (threads,
+other jobs); the report quotes it beside the wall times. Training writes the same layout into a temporary folder and
+scores it with the same code.
 """
 
 from __future__ import annotations
@@ -497,8 +499,14 @@ def write_report(
         if runs_from is None
         else f"runs read from `--runs-from` ({len(runs)} runs)"
     )
+    conditions = ""
+    if runs_from is not None and (runs_from / recipe.name / "conditions.txt").is_file():
+        # How the hand-made runs shared the machine: their wall times mean nothing without it.
+        conditions = " " + (runs_from / recipe.name / "conditions.txt").read_text().strip()
     report.add(
-        f"Budget `{budget}`: {length}, {seeds} seed(s), {source}. Wall time: the whole `ganzoo train` command.", ""
+        f"Budget `{budget}`: {length}, {seeds} seed(s), {source}. Wall time: the whole `ganzoo train` command."
+        + conditions,
+        "",
     )
     # One table per evaluation: a row per command (and per baseline ganzoo eval printed), a column per score.
     labels = [label for label, _ in recipe.evals] + [
