@@ -334,6 +334,19 @@ def test_sr_bicubic_model_on_set5(fake_plugin, shared_data_dir) -> None:
     res = evaluate(model, data=f"sr-pairs:{shared_data_dir / 'sr' / 'Set5'}", n=5, batch_size=1)
     assert 28.415 <= res["scores"]["psnr"] < 28.435, res["scores"]  # 28.42-28.43 dB to two decimals
     assert res["baselines"]["bicubic"]["psnr"] == pytest.approx(res["scores"]["psnr"])
+    # A model trained on 96 px crops is scored on the whole images too (the default batch size, mixed sizes).
+    cropped = evaluate(
+        ganzoo.create("test-eval-bicubic", image_size=96), data=f"sr-pairs:{shared_data_dir / 'sr' / 'Set5'}"
+    )
+    assert cropped["scores"]["psnr"] == pytest.approx(res["scores"]["psnr"])
+
+
+def test_sr_eval_scores_a_grayscale_file_as_its_own_luma_like_sr_eval(fake_plugin, shared_data_dir) -> None:
+    """Set14 holds one grayscale file (img_003) and one RGB file with equal channels (img_010): the file's mode
+    decides, as in ``ganzoo sr-eval``, and the bicubic row is the published 25.99 dB."""
+    model = ganzoo.create("test-eval-bicubic", image_size=96)
+    res = evaluate(model, data=f"sr-pairs:{shared_data_dir / 'sr' / 'Set14'}")
+    assert 25.985 <= res["scores"]["psnr"] < 26.0, res["scores"]
 
 
 @pytest.mark.parametrize("name", ["pix2pix", "cyclegan", "srgan", "ganomaly", "attngan"])

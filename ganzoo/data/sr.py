@@ -188,7 +188,10 @@ class SRPairsDataset(Dataset):
             s, c = self.scale, self.crop
             hr = hr.crop((x, y, x + c, y + c))
             lr = lr.crop((x // s, y // s, (x + c) // s, (y + c) // s))
-        return _pair_item(hr, lr)
+            return _pair_item(hr, lr)
+        # Whole images are what evaluation scores: say which files are grayscale, which the SR protocol scores as
+        # their own luma (their items carry them as three equal channels).
+        return {**_pair_item(hr, lr), "gray": torch.tensor(_is_gray(self.hr_files[item]))}
 
 
 def _is_gray(path: Path) -> bool:
@@ -265,8 +268,10 @@ def sr_folder_factory(arg: str | None, request: DataRequest) -> Dataset:
 
 
 def sr_pairs_factory(arg: str | None, request: DataRequest) -> Dataset:
-    """``sr-pairs:DIR``: DIR/HR and DIR/LR_x{scale} pairs."""
+    """``sr-pairs:DIR``: DIR/HR and DIR/LR_x{scale} pairs: aligned random crops of the model's size for training,
+    whole images for every other split (the SR protocol scores whole images; a crop would score another number)."""
     scale, crop = sr_options(request)
+    crop = crop if request.split == "train" else 0
     return SRPairsDataset(path_arg("sr-pairs", arg, "set"), scale, crop, request.channels, request.seed)
 
 

@@ -480,6 +480,31 @@ class ImagePairsEvaluator:
         return scores, identity
 
 
+def _pil_luma(images: torch.Tensor) -> torch.Tensor:
+    """PIL's ``convert("L")`` of 8-bit RGB values: ``(19595 R + 38470 G + 7471 B + 2^15) >> 16``."""
+    x = images.round().clamp(0, 255).to(torch.int64)
+    luma = (19595 * x[:, 0] + 38470 * x[:, 1] + 7471 * x[:, 2] + 32768) >> 16
+    return luma.unsqueeze(1).to(torch.float64)
+
+
+def _sr_protocol_views(
+    pred: torch.Tensor, hr: torch.Tensor, gray: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per image, what the SR protocol compares: an RGB image as it is (scored on its Y channel), and an image from
+    a grayscale file (``gray``; its item holds it as three equal channels, like img_003 of Set14) as one channel,
+    the output turned to gray the way ``ganzoo sr-eval`` saves it, so both commands give the published bicubic row
+    (25.99 dB on Set14, not the 26.09 of scoring the gray file as RGB)."""
+    preds, refs = [], []
+    for p, h, g in zip(pred, hr, gray.tolist()):
+        if g and h.shape[0] == 3:
+            preds.append(_pil_luma(p[None])[0])
+            refs.append(h[:1])
+        else:
+            preds.append(p)
+            refs.append(h)
+    return preds, refs
+
+
 class SREvaluator:
     """Y-channel PSNR/SSIM with ``scale`` pixels shaved (the SR literature's protocol), the sharpness ratios of
     :mod:`ganzoo.metrics.sharpness` against the HR images (a perceptual-side measure: PSNR rewards blur, a GAN stage
@@ -521,10 +546,12 @@ class SREvaluator:
             crop = (..., slice(shave, hr.shape[-2] - shave), slice(shave, hr.shape[-1] - shave))
             for key, images in (("ours", pred), ("bicubic", up), ("hr", hr255)):
                 sharp[key].append(sharpness_rows(images[crop]))
+            gray = batch.get("gray", torch.zeros(len(hr), dtype=torch.bool))
             for rows, p in ((ours, pred), (bic, up)):
-                row = {"psnr": psnr_per_image(p, hr255, y_channel=True, shave=scale)}
+                preds, refs = _sr_protocol_views(p, hr255, gray)
+                row = {"psnr": psnr_per_image(preds, refs, y_channel=True, shave=scale)}
                 if with_ssim:
-                    row["ssim"] = ssim_per_image(p, hr255, y_channel=True, shave=scale)
+                    row["ssim"] = ssim_per_image(preds, refs, y_channel=True, shave=scale)
                 rows.append(row)
 
         def ratios(key: str) -> dict[str, float]:
