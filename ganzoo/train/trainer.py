@@ -756,8 +756,9 @@ class Trainer:
                 # A run in the middle of skipping non-finite steps writes no checkpoint: rollback targets stay good.
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and not int(self._consecutive_skips):
                     self.save_checkpoint()
-                if self.main and self._stage_at(self.step)[1] is not self._stage_at(self.step - 1)[1]:
-                    self._export_stage(self._stage_at(self.step - 1)[1].name)
+                # train_step left _current_stage at the stage of the step just taken.
+                if self.main and self._stage_at(self.step)[1] is not self._current_stage:
+                    self._export_stage(self._current_stage.name)
                 if deadline is not None and self.step < cfg.steps and self._time_is_up(deadline):
                     self.log.event("time_limit", {"step": self.step, "max_minutes": cfg.max_minutes})
                     self.log.note(
