@@ -85,7 +85,8 @@ def test_recipes_train_the_tag_by_name_and_score_it_with_ganzoo_eval(name, tag, 
     assert f"`{tag}` (ganzoo recipe)" in md and "Target:" in md and "--steps 20, -n 8" in md
     raw = json.loads((tmp_path / f"recipes_{name}.json").read_text())
     run = raw["runs"][0]
-    assert run["command"] == f"ganzoo train {tag} --seed 0 --no-progress --steps 20" and run["train_seconds"] > 0
+    extra = " --eval-every 1000" if name == "cyclegan" else ""
+    assert run["command"] == f"ganzoo train {tag}{extra} --seed 0 --no-progress --steps 20" and run["train_seconds"] > 0
     ev = run["evals"]["test split"]
     assert ev["command"] == f"ganzoo eval RUN/{tag} --json --no-save -q -n 8" and ev["seconds"] > 0 and ev["n"] == 8
     assert keys <= set(ev["scores"]) and ev["scores"] and all(isinstance(v, float) for v in ev["scores"].values())
@@ -95,6 +96,11 @@ def test_recipes_train_the_tag_by_name_and_score_it_with_ganzoo_eval(name, tag, 
         assert "grad-ratio" in md and "above the L1-only model's" in md and "baseline `identity`" in md
     if name == "attngan":
         assert "R-precision" in md
+    if name == "cyclegan":  # --eval-every records the last step too: a one-point curve, drawn and tabled
+        assert [(p["step"], p["metric"]) for p in run["curve"]] == [(20, "psnr")] and run["curve"][0]["psnr"] > 0
+        assert "Quality over time" in md and (tmp_path / "recipes_cyclegan_curve.png").stat().st_size > 0
+    else:
+        assert run["curve"] == [] and "Quality over time" not in md
     assert (tmp_path / f"recipes_{name}.png").stat().st_size > 0 and "Picture:" in md
 
 
@@ -145,9 +151,9 @@ def test_recipe_commands_and_options(tmp_path, capsys):
     # The SRResNet stage's model: the file the trainer leaves at the end of the stage, when the run has it.
     run = tmp_path / "run"
     (run / "stages").mkdir(parents=True)
-    assert recipes._stage_checkpoint(run, "pretrain") is None
+    assert recipes._stage_model(run, "pretrain") is None
     (run / "stages" / "pretrain.safetensors").write_bytes(b"")
-    assert recipes._stage_checkpoint(run, "pretrain") == run / "stages" / "pretrain.safetensors"
+    assert recipes._stage_model(run, "pretrain") == run / "stages" / "pretrain.safetensors"
     assert main(["recipes", "--only", "nope"]) == 2 and "valid: pix2pix, cyclegan, attngan, srgan, anomaly" in (
         capsys.readouterr().err
     )

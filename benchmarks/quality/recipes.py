@@ -103,7 +103,7 @@ class Recipe:
     evals: tuple[tuple[str, tuple[str, ...]], ...] = (("test split", ()),)
     needs: tuple[str, ...] = ()  # folders under SHARED
     verdict: Callable[[Recipe, dict[str, Any]], list[str]] = field(default=lambda r, s: [])
-    stage_checkpoint: str | None = None  # score this stage's model too (srgan: "pretrain")
+    stage_model: str | None = None  # score this stage's model too (srgan: "pretrain")
     seconds_per: str = "command"  # what the time target bounds
     tiny_eval_n: int | None = TINY_EVAL_N  # -n of the evaluations at the tiny budget (None: the evaluator's own)
 
@@ -210,7 +210,7 @@ def _attngan_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
 
 def _srgan_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
     runs = [r for r in summary["runs"] if r["key"] == "srgan.small"]
-    staged = all(r.get("stage_checkpoint") for r in runs)
+    staged = all(r.get("stage_model") for r in runs)
     which = (
         "SRResNet stage (`stages/pretrain.safetensors`, the model at the end of that stage)"
         if staged
@@ -259,7 +259,14 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "cyclegan",
-            (Command("cyclegan.shapes32", "`cyclegan.shapes32` (ganzoo recipe)", "cyclegan.shapes32"),),
+            (
+                Command(
+                    "cyclegan.shapes32",
+                    "`cyclegan.shapes32` (ganzoo recipe)",
+                    "cyclegan.shapes32",
+                    ("--eval-every", "1000"),  # the quality-over-time curve: 1-2 s per point
+                ),
+            ),
             1200,
             verdict=_cyclegan_verdict,
         ),
@@ -286,7 +293,7 @@ RECIPES: dict[str, Recipe] = {
             ),
             needs=("sr/Urban100_train", "sr/Set5", "sr/Set14"),
             verdict=_srgan_verdict,
-            stage_checkpoint="pretrain",
+            stage_model="pretrain",
         ),
         Recipe(
             "anomaly",
@@ -362,7 +369,7 @@ def train_recipe(recipe: Recipe, seed: int, budget: str, folder: Path) -> dict[s
     return times
 
 
-def _stage_checkpoint(run: Path, stage: str) -> Path | None:
+def _stage_model(run: Path, stage: str) -> Path | None:
     """The model as ``stage`` of the run left it (``stages/STAGE.safetensors``, which the trainer writes at the end
     of every stage but the last), when the run has it."""
     path = run / "stages" / f"{stage}.safetensors"
@@ -426,12 +433,25 @@ def sr_stage_picture(stage_model: Path, run: Path, path: Path) -> str:
     return f"centre crops of {crops} (rows); columns: bicubic, SRResNet stage, after the GAN stage, ground truth"
 
 
+def training_curve(run: Path) -> list[dict[str, Any]]:
+    """The quality-over-time points a run recorded with ``--eval-every`` (``eval/*`` records of its log.jsonl):
+    ``[{"step": S, "metric": NAME, NAME: value, ...}]``, empty when it recorded none."""
+    log = run / "log.jsonl"
+    points = []
+    for line in log.read_text().splitlines() if log.is_file() else ():
+        rec = json.loads(line)
+        if "eval/metric" in rec:
+            values = {k[5:]: v for k, v in rec.items() if k.startswith("eval/") and isinstance(v, (int, float))}
+            points.append({"step": rec["step"], "metric": rec["eval/metric"], **values})
+    return points
+
+
 def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path) -> dict[str, Any]:
     """Score every run of ``recipe`` under ``runs/<seed>/`` (the ``--runs-from`` layout).
 
     :returns: ``{"runs": [...], "picture": ...}`` with one entry per run and seed.
     """
-    summary: dict[str, Any] = {"runs": [], "picture": None}
+    summary: dict[str, Any] = {"runs": [], "picture": None, "curve": None}
     for seed in range(seeds):
         folder = runs / str(seed)
         times_path = folder / "times.json"
@@ -455,17 +475,22 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
             n = recipe.tiny_eval_n if budget == "tiny" else None
             for label, extra in recipe.evals:
                 row["evals"][label] = evaluate_run(run, extra, n)
-            if recipe.stage_checkpoint:
-                ckpt = _stage_checkpoint(run, recipe.stage_checkpoint)
-                row["stage_checkpoint"] = None if ckpt is None else str(ckpt.relative_to(run))
-                if ckpt is not None:
+            if recipe.stage_model:
+                stage = _stage_model(run, recipe.stage_model)
+                row["stage_model"] = None if stage is None else str(stage.relative_to(run))
+                if stage is not None:
                     for label, extra in recipe.evals:
-                        row["evals"][f"{label}, SRResNet stage"] = evaluate_run(ckpt, extra, n)
+                        row["evals"][f"{label}, SRResNet stage"] = evaluate_run(stage, extra, n)
+            row["curve"] = training_curve(run)
             if seed == 0 and command is recipe.commands[0]:
                 out.mkdir(parents=True, exist_ok=True)
+                if row["curve"]:
+                    plotted, _ = _ganzoo(["plot", str(run), "-o", str(out / f"recipes_{recipe.name}_curve.png")])
+                    _checked(plotted, "ganzoo plot")
+                    summary["curve"] = f"recipes_{recipe.name}_curve.png"
                 path = out / f"recipes_{recipe.name}.png"
-                ckpt = _stage_checkpoint(run, recipe.stage_checkpoint) if recipe.stage_checkpoint else None
-                shown = sr_stage_picture(ckpt, run, path) if ckpt is not None else picture(run, path)
+                stage = _stage_model(run, recipe.stage_model) if recipe.stage_model else None
+                shown = sr_stage_picture(stage, run, path) if stage is not None else picture(run, path)
                 row["picture"] = summary["picture"] = shown
             print(f"recipes {recipe.name} seed {seed} {command.key}: {row['evals']}", file=sys.stderr, flush=True)
             summary["runs"].append(row)
@@ -510,7 +535,7 @@ def write_report(
     )
     # One table per evaluation: a row per command (and per baseline ganzoo eval printed), a column per score.
     labels = [label for label, _ in recipe.evals] + [
-        f"{label}, SRResNet stage" for label, _ in recipe.evals if recipe.stage_checkpoint
+        f"{label}, SRResNet stage" for label, _ in recipe.evals if recipe.stage_model
     ]
     for label in labels:
         present = [r for r in runs if label in r["evals"]]
@@ -569,8 +594,25 @@ def write_report(
         *table(["seed", "command", "train s", "eval s", "scores"], per_seed, right=[True, False, True, True, False]), ""
     )
     for r in runs:
-        if r.get("stage_checkpoint", "absent") is None:
-            report.add(f"Seed {r['seed']}: the run has no model of its {recipe.stage_checkpoint} stage (stages/).", "")
+        if r.get("stage_model", "absent") is None:
+            report.add(f"Seed {r['seed']}: the run has no model of its {recipe.stage_model} stage (stages/).", "")
+    curves = [r for r in runs if r.get("curve") and r["key"] == recipe.commands[0].key]
+    if curves:
+        metric = curves[0]["curve"][0]["metric"]
+        names = [k for k in curves[0]["curve"][0] if k not in ("step", "metric", "n", "seconds")]
+        steps = sorted({p["step"] for r in curves for p in r["curve"]})
+        rows = []
+        for step in steps:
+            at = [p for r in curves for p in r["curve"] if p["step"] == step]
+            rows.append([step, *(mean_se([p[k] for p in at if k in p], 3) for k in names), len(at)])
+        report.add(
+            f"Quality over time (`--eval-every`: the headline `{metric}` of the EMA model on "
+            f"{curves[0]['curve'][0].get('n')} images while training, mean ± s.e. over seeds; curve of seed 0: "
+            f"`{summary['curve']}`):",
+            "",
+            *table(["step", *names, "seeds"], rows),
+            "",
+        )
     if summary["picture"]:
         report.add(f"Picture: `recipes_{recipe.name}.png`, seed 0 of `{recipe.commands[0].tag}`: {summary['picture']}.")
     return report.write()
