@@ -606,9 +606,9 @@ def write_report(
             at = [p for r in curves for p in r["curve"] if p["step"] == step]
             rows.append([step, *(mean_se([p[k] for p in at if k in p], 3) for k in names), len(at)])
         report.add(
-            f"Quality over time (`--eval-every`: the headline `{metric}` of the EMA model on "
-            f"{curves[0]['curve'][0].get('n')} images while training, mean ± s.e. over seeds; curve of seed 0: "
-            f"`{summary['curve']}`):",
+            f"Quality over time (`--eval-every`: the headline `{metric}` of the EMA model while training, on the "
+            "evaluation data the trainer draws with the run's own seed, so a seed's last point can differ from its "
+            f"`ganzoo eval` row above; mean ± s.e. over seeds; curve of seed 0: `{summary['curve']}`):",
             "",
             *table(["step", *names, "seeds"], rows),
             "",
