@@ -145,19 +145,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _log_records(run: Path) -> list[dict[str, Any]]:
-    records = []
+    from .utils.plots import read_log
+
     try:
-        lines = (run / "log.jsonl").read_text(encoding="utf-8", errors="replace").splitlines()  # bad bytes: bad lines
+        return read_log(run / "log.jsonl")
     except OSError:
         return []
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:  # a line cut short by a killed run
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("step"), int):
-            records.append(rec)
-    return records
 
 
 def _wall_seconds(run_json: dict[str, Any], step: int | None) -> float | None:
@@ -171,19 +164,10 @@ def _wall_seconds(run_json: dict[str, Any], step: int | None) -> float | None:
 
 def _training_eval(records: list[dict[str, Any]], step: int | None) -> dict[str, Any] | None:
     """The last training-time evaluation (``--eval-every``) at or before ``step``."""
-    found = [r for r in records if "eval/metric" in r and (step is None or r["step"] <= step)]
-    if not found:
-        return None
-    r = found[-1]
-    scores = {
-        k[len("eval/") :]: v
-        for k, v in r.items()
-        if k.startswith("eval/") and k not in ("eval/metric", "eval/n", "eval/seconds") and not k.endswith("_floor")
-    }
-    floors = {
-        k[len("eval/") : -len("_floor")]: v for k, v in r.items() if k.startswith("eval/") and k.endswith("_floor")
-    }
-    return {"step": r["step"], "metric": r["eval/metric"], "n": r.get("eval/n"), "scores": scores, "floors": floors}
+    from .utils.plots import training_evals
+
+    found = [e for e in training_evals(records) if step is None or e["step"] <= step]
+    return found[-1] if found else None
 
 
 def _metrics(source_file: Path | None, ema: bool) -> tuple[dict[str, Any] | None, str | None]:

@@ -434,16 +434,13 @@ def sr_stage_picture(stage_model: Path, run: Path, path: Path) -> str:
 
 
 def training_curve(run: Path) -> list[dict[str, Any]]:
-    """The quality-over-time points a run recorded with ``--eval-every`` (``eval/*`` records of its log.jsonl):
-    ``[{"step": S, "metric": NAME, NAME: value, ...}]``, empty when it recorded none."""
-    log = run / "log.jsonl"
-    points = []
-    for line in log.read_text().splitlines() if log.is_file() else ():
-        rec = json.loads(line)
-        if "eval/metric" in rec:
-            values = {k[5:]: v for k, v in rec.items() if k.startswith("eval/") and isinstance(v, (int, float))}
-            points.append({"step": rec["step"], "metric": rec["eval/metric"], **values})
-    return points
+    """The quality-over-time points a run recorded with ``--eval-every`` (its log.jsonl):
+    ``[{"step": S, "metric": NAME, SCORE: value, ...}]``, empty when it recorded none."""
+    from ganzoo.utils.plots import read_log, training_evals
+
+    if not (run / "log.jsonl").is_file():
+        return []
+    return [{"step": e["step"], "metric": e["metric"], **e["scores"]} for e in training_evals(read_log(run))]
 
 
 def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path) -> dict[str, Any]:
@@ -475,8 +472,8 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
             n = recipe.tiny_eval_n if budget == "tiny" else None
             for label, extra in recipe.evals:
                 row["evals"][label] = evaluate_run(run, extra, n)
+            stage = _stage_model(run, recipe.stage_model) if recipe.stage_model else None
             if recipe.stage_model:
-                stage = _stage_model(run, recipe.stage_model)
                 row["stage_model"] = None if stage is None else str(stage.relative_to(run))
                 if stage is not None:
                     for label, extra in recipe.evals:
@@ -489,7 +486,6 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
                     _checked(plotted, "ganzoo plot")
                     summary["curve"] = f"recipes_{recipe.name}_curve.png"
                 path = out / f"recipes_{recipe.name}.png"
-                stage = _stage_model(run, recipe.stage_model) if recipe.stage_model else None
                 shown = sr_stage_picture(stage, run, path) if stage is not None else picture(run, path)
                 row["picture"] = summary["picture"] = shown
             print(f"recipes {recipe.name} seed {seed} {command.key}: {row['evals']}", file=sys.stderr, flush=True)
@@ -599,7 +595,7 @@ def write_report(
     curves = [r for r in runs if r.get("curve") and r["key"] == recipe.commands[0].key]
     if curves:
         metric = curves[0]["curve"][0]["metric"]
-        names = [k for k in curves[0]["curve"][0] if k not in ("step", "metric", "n", "seconds")]
+        names = [k for k in curves[0]["curve"][0] if k not in ("step", "metric")]
         steps = sorted({p["step"] for r in curves for p in r["curve"]})
         rows = []
         for step in steps:

@@ -68,6 +68,25 @@ def read_log(path: str | Path) -> list[dict]:
     return records
 
 
+def training_evals(records: Sequence[Mapping]) -> list[dict]:
+    """The training-time evaluations (``--eval-every``) among ``records``, in order: ``{"step", "metric", "n",
+    "scores": {name: value}, "floors": {name: real-vs-real value}}`` each (``eval/NAME`` and ``eval/NAME_floor``).
+
+    :param records: the records of ``log.jsonl`` (:func:`read_log`).
+    """
+    out = []
+    for r in records:
+        if "eval/metric" not in r:
+            continue
+        evals = {k[len("eval/") :]: v for k, v in r.items() if k.startswith("eval/")}
+        scores = {k: v for k, v in evals.items() if k not in ("metric", "n", "seconds") and not k.endswith("_floor")}
+        floors = {k[: -len("_floor")]: v for k, v in evals.items() if k.endswith("_floor")}
+        out.append(
+            {"step": r["step"], "metric": r["eval/metric"], "n": r.get("eval/n"), "scores": scores, "floors": floors}
+        )
+    return out
+
+
 def _number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
