@@ -395,12 +395,13 @@ def test_inception_runs_in_chunks_on_cpu_with_the_same_features():
     from ganzoo.metrics.evaluate import INCEPTION_CPU_CHUNK
 
     torch.manual_seed(0)
-    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    n = 2 * INCEPTION_CPU_CHUNK + 3
+    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8)
     ext = _PoolFeatures()
     fs = FeatureSet(inception=ext)
     fs.update(images)
-    assert ext.seen == [INCEPTION_CPU_CHUNK, INCEPTION_CPU_CHUNK, 40 - 2 * INCEPTION_CPU_CHUNK]
+    assert ext.seen == [INCEPTION_CPU_CHUNK, INCEPTION_CPU_CHUNK, 3]
     with torch.no_grad():
         whole = ext(images).double()
-    assert fs.num == 40
+    assert fs.num == n
     torch.testing.assert_close(fs.incep.mean().double(), whole.mean(0), rtol=1e-6, atol=1e-6)

@@ -135,6 +135,24 @@ def test_kid_unbiased_and_separating() -> None:
     assert mean2 > 10 * std2
 
 
+def test_kid_whole_kernel_path_matches_subset_by_subset() -> None:
+    g = gen(6)
+    x, y = torch.randn(300, 16, generator=g).abs(), torch.randn(240, 16, generator=g).abs() * 1.2
+    fast = kid(x, y, subsets=30, subset_size=200, generator=gen(2))  # 30 * 200^2 > 300 * 240: whole kernels
+    slow = kid(x, y, subsets=30, subset_size=200, generator=gen(2), max_kernel_rows=0)
+    assert fast[0] == pytest.approx(slow[0], rel=1e-12) and fast[1] == pytest.approx(slow[1], rel=1e-9)
+    assert fast[0] == pytest.approx(
+        np.mean([numpy_unbiased_mmd2(*_subset_pair(x, y, 200, gen(2), i)) for i in range(30)]), rel=1e-10
+    )
+
+
+def _subset_pair(x: torch.Tensor, y: torch.Tensor, m: int, g: torch.Generator, i: int) -> tuple:
+    for _ in range(i):  # the draws of the earlier subsets
+        torch.randperm(len(x), generator=g), torch.randperm(len(y), generator=g)
+    ix, iy = torch.randperm(len(x), generator=g)[:m], torch.randperm(len(y), generator=g)[:m]
+    return x[ix].double().numpy(), y[iy].double().numpy()
+
+
 # ----------------------------------------------------------------------------------------------------------- PRDC
 
 

@@ -88,12 +88,12 @@ FEATURE_PRECISIONS = ("auto", "fp32", "bf16")
 # (and FD-dom) stayed within 1 % of fp32's on real data. "bf16" is bf16 autocast with channels_last weights and inputs.
 AUTO_PRECISION: dict[str, str] = {"cpu": "bf16", "cuda": "fp32"}
 # Seconds per image of each extractor and precision on this project's 2-core CPU (AMD EPYC with AVX512-BF16, both
-# threads, batch chunks of 16, quiet machine: benchmarks/feature_speed.py), for the cost estimate printed before a
+# threads, batch chunks of 8, quiet machine: benchmarks/feature_speed.py), for the cost estimate printed before a
 # long evaluation; a GPU is taken as 100x faster.
-INCEPTION_CPU_CHUNK = 16
+INCEPTION_CPU_CHUNK = 8
 CPU_SECONDS_PER_IMAGE: dict[tuple[str, str], float] = {
-    ("inception", "fp32"): 0.096,
-    ("inception", "bf16"): 0.057,
+    ("inception", "fp32"): 0.085,
+    ("inception", "bf16"): 0.052,
     ("domain", "fp32"): 0.002,
     ("domain", "bf16"): 0.002,
 }
@@ -159,8 +159,9 @@ class FeatureSet:
             if hasattr(self.inception, "set_channels_last"):
                 self.inception.set_channels_last(cl)
             dev = next(self.inception.parameters()).device
-            # On a CPU, Inception at 299 px runs faster in chunks of 16 than in one batch of 64 (17.6 vs 15.6
-            # images/s, bf16, 2 threads: benchmarks/feature_speed.py); the features are the same either way.
+            # On a CPU, Inception at 299 px runs faster in small chunks than in one batch of 64 (bf16, 2 threads,
+            # benchmarks/feature_speed.py: 19.2 images/s in chunks of 8, 18.9 of 4, 18.4 of 16, 15.6 of 64, 13.1 of
+            # 1); the features are the same either way.
             chunk = INCEPTION_CPU_CHUNK if dev.type == "cpu" else images.shape[0]
             with self._autocast(dev):
                 f = torch.cat([self.inception(part.to(dev)) for part in images.split(chunk)])

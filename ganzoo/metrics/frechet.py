@@ -23,6 +23,10 @@ __all__ = [
 
 ArrayLike = Tensor | np.ndarray | Sequence[float]
 
+# Sets up to this many rows get KID's kernel matrices computed once over the whole sets (three float64 matrices of
+# at most 5,000 x 5,000: 600 MB); larger ones are scored subset by subset.
+KID_WHOLE_KERNEL_ROWS = 5000
+
 
 def _as_f64(x: ArrayLike, device: torch.device | None = None) -> Tensor:
     t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
@@ -212,6 +216,7 @@ def kid(
     degree: int = 3,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
+    max_kernel_rows: int = KID_WHOLE_KERNEL_ROWS,
 ) -> tuple[float, float]:
     """Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD^2 with a polynomial kernel.
 
@@ -219,8 +224,14 @@ def kid(
     rows without replacement from each set and computes the unbiased estimate (diagonal terms of the within-set
     kernel matrices left out), so two samples of one distribution score 0 on average and may score below 0.
 
-    ``dtype`` float64 (default) costs about 13 s on two CPU cores for the usual 100 x 1000 x 2048; float32 is
-    fine on GPUs without fast float64 (the sums are still accumulated per subset in that dtype).
+    When both sets have at most ``max_kernel_rows`` rows and the subsets cover more kernel entries than the whole
+    sets hold, the three kernel matrices are computed once over the whole sets and every subset's sums are read
+    from them (as indicator-vector products): the same subsets and the same kernel values, so the same estimates up
+    to float rounding, at a fraction of the cost (100 subsets of 1,000 from 2,000 rows of 2,048 features: about 1 s
+    on two CPU cores instead of 14 s). Otherwise each subset's kernels are computed on their own.
+
+    ``dtype`` float64 (default) is what the estimates are accumulated in; float32 is fine on GPUs without fast
+    float64.
 
     Returns:
         ``(mean, std)`` over the subsets; std is the population std of the subset estimates (``np.std``), as
@@ -237,15 +248,35 @@ def kid(
     x = x.to(dtype)
     y = y.to(dtype)
     gen_device = generator.device if generator is not None else torch.device("cpu")
-    values = torch.empty(subsets, dtype=torch.float64)
-    for i in range(subsets):
-        xs = x[torch.randperm(n1, generator=generator, device=gen_device)[:m].to(x.device)]
-        ys = y[torch.randperm(n2, generator=generator, device=gen_device)[:m].to(x.device)]
-        kxx = (xs @ xs.T / d + 1) ** degree
-        kyy = (ys @ ys.T / d + 1) ** degree
-        kxy = (xs @ ys.T / d + 1) ** degree
-        within = (kxx.sum() - kxx.diagonal().sum() + kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-        values[i] = (within - 2 * kxy.mean()).cpu()
+    draws = [
+        (
+            torch.randperm(n1, generator=generator, device=gen_device)[:m].to(x.device),
+            torch.randperm(n2, generator=generator, device=gen_device)[:m].to(x.device),
+        )
+        for _ in range(subsets)
+    ]
+
+    def kernel(a: Tensor, b: Tensor) -> Tensor:
+        return (a @ b.T / d + 1) ** degree
+
+    if max(n1, n2) <= max_kernel_rows and subsets * m * m > n1 * n2:
+        kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
+        sx = torch.zeros(subsets, n1, dtype=dtype, device=x.device)
+        sy = torch.zeros(subsets, n2, dtype=dtype, device=x.device)
+        for i, (ix, iy) in enumerate(draws):
+            sx[i, ix] = 1
+            sy[i, iy] = 1
+        # s' K s sums K over the subset's rows and columns; s' diag(K) is the diagonal the unbiased form leaves out.
+        within = ((sx @ kxx) * sx).sum(1) - sx @ kxx.diagonal() + ((sy @ kyy) * sy).sum(1) - sy @ kyy.diagonal()
+        cross = ((sx @ kxy) * sy).sum(1)
+        values = (within / (m * (m - 1)) - 2 * cross / (m * m)).to(torch.float64).cpu()
+    else:
+        values = torch.empty(subsets, dtype=torch.float64)
+        for i, (ix, iy) in enumerate(draws):
+            xs, ys = x[ix], y[iy]
+            kxx, kyy, kxy = kernel(xs, xs), kernel(ys, ys), kernel(xs, ys)
+            within = (kxx.sum() - kxx.diagonal().sum() + kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+            values[i] = (within - 2 * kxy.mean()).cpu()
     std = float(values.std(correction=0)) if subsets > 1 else 0.0
     return float(values.mean()), std
 
