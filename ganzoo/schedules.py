@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["cosine_decay", "linear_decay"]
+__all__ = ["cosine_decay", "final_decay", "linear_decay"]
 
 
 def linear_decay(step: int, total: int, start: int = -1, length: int = 0) -> float:
@@ -24,6 +24,21 @@ def linear_decay(step: int, total: int, start: int = -1, length: int = 0) -> flo
     start = start if start >= 0 else total // 2
     length = length if length > 0 else max(total - start, 1)
     return max(0.0, 1.0 - max(0, step + 1 - start) / (length + 1))
+
+
+def final_decay(step: int, total: int, fraction: float) -> float:
+    """Constant, then :func:`linear_decay` to 0 over the final ``fraction`` of a ``total``-step run (the ``lr_decay``
+    option of the vanilla and DCGAN variants).
+
+    :param step: the 0-based training step.
+    :param total: the run's total steps.
+    :param fraction: the decaying share of the run, in [0, 1]; one that rounds to no step keeps the rate constant.
+    :returns: the factor of the base learning rate.
+    """
+    decay = round(fraction * total)
+    if decay < 1:
+        return 1.0
+    return linear_decay(step, total, start=total - decay, length=decay)
 
 
 def cosine_decay(step: int, length: int, start: int = 0) -> float:

@@ -15,6 +15,7 @@ from ganzoo.errors import ConfigError
 from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, PAIRED, get_loss, gradient_penalty, r1_penalty, r2_penalty
 from ganzoo.nn import init_weights, spectral_norm_all
+from ganzoo.schedules import final_decay
 from ganzoo.tasks import gaussian_noise
 from ganzoo.utils.images import SampleGrid, class_rows
 from ganzoo.variant_config import GANConfig
@@ -40,6 +41,9 @@ class DCGANConfig(GANConfig):
     gp_weight: float = help("WGAN-GP gradient penalty weight (0 = off; 10 in the paper)", 0.0)
     batch_size: int = help("batch size (128 in the paper, 64 in pytorch/examples)", 64)
     data: str = help("default data spec when none is given", "shapes")
+    lr_decay: float = help(
+        "final fraction of the run over which both learning rates decay linearly to 0 (0: constant rates)", 0.0
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -57,6 +61,8 @@ class DCGANConfig(GANConfig):
         for name in ("r1_gamma", "r2_gamma", "gp_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.lr_decay <= 1.0:
+            raise ConfigError(f"lr_decay must be a fraction in [0, 1], got {self.lr_decay}")
 
 
 class DCGAN(GANVariant):
@@ -104,6 +110,10 @@ class DCGAN(GANVariant):
         if c.r1_gamma > 0:
             phases.insert(1, Phase("d_r1", ("D",), c.lr_d, betas, every=c.r1_every))
         return [Stage("gan", tuple(phases))]
+
+    def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
+        """Constant, then a linear decay to 0 over the final ``lr_decay`` of the run."""
+        return final_decay(step, total_steps, self.config.lr_decay)
 
     def _labels(self, batch: dict[str, Any]) -> Tensor | None:
         if not self.config.num_classes:

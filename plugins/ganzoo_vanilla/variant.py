@@ -13,7 +13,7 @@ from ganzoo.config import help, require
 from ganzoo.errors import ConfigError
 from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, PAIRED, get_loss, r1_penalty
-from ganzoo.schedules import linear_decay
+from ganzoo.schedules import final_decay
 from ganzoo.tasks import gaussian_noise
 from ganzoo.utils.images import SampleGrid, scatter_image
 from ganzoo.variant_config import GANConfig
@@ -118,10 +118,7 @@ class VanillaGAN(GANVariant):
 
     def lr_factor(self, phase: Phase, step: int, total_steps: int) -> float:
         """Constant, then a linear decay to 0 over the final ``lr_decay`` of the run."""
-        decay = round(self.config.lr_decay * total_steps)
-        if decay < 1:
-            return 1.0
-        return linear_decay(step, total_steps, start=total_steps - decay, length=decay)
+        return final_decay(step, total_steps, self.config.lr_decay)
 
     def loss(self, phase: str, batch: dict[str, Any], state: StepState) -> dict[str, Tensor]:
         real = batch["image"]
