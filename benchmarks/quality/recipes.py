@@ -603,8 +603,8 @@ def write_report(
             rows.append([step, *(mean_se([p[k] for p in at if k in p], 3) for k in names), len(at)])
         report.add(
             f"Quality over time (`--eval-every`: the headline `{metric}` of the EMA model while training, on the "
-            "evaluation data the trainer draws with the run's own seed, so a seed's last point can differ from its "
-            f"`ganzoo eval` row above; mean ± s.e. over seeds; curve of seed 0: `{summary['curve']}`):",
+            "data `ganzoo eval` scores by default whatever the run's seed, so a seed's last point is its `ganzoo eval` "
+            f"row above; mean ± s.e. over seeds; curve of seed 0: `{summary['curve']}`):",
             "",
             *table(["step", *names, "seeds"], rows),
             "",

@@ -4,8 +4,11 @@
 The headline metric is the ``headline`` metric of the first evaluator of the model's task that applies and can
 compute it (:func:`headline_choices`): FID where the Inception weights exist, else FD-dom, for unconditional images;
 the mode protocol for 2D points; PSNR for translation and super-resolution; AUROC for anomaly detection;
-R-precision for text-to-image. The choice is made at the first evaluation and kept for the run. Real-data
-statistics come from the feature cache, so after the first evaluation each one extracts only the N samples.
+R-precision for text-to-image. The choice is made at the first evaluation and kept for the run. Each evaluation
+draws the real data, subsets and noise as ``ganzoo eval`` does by default (seed 0, whatever the run's seed), so the
+last record equals ``ganzoo eval RUN -n EVAL_N --metrics METRIC`` (up to float rounding in the generator).
+Real-data statistics come from the feature cache (the same entries as ``ganzoo eval``'s), so after the first
+evaluation each one extracts only the N samples.
 
 Evaluation must not change training: it runs on the main process with the EMA weights swapped in, in eval mode,
 with fixed noise seeds, and the global RNG states (CPU and CUDA) are restored afterwards, so a run with evaluation
@@ -103,15 +106,19 @@ class TrainingEvaluation:
 
         t = self.trainer
         cfg = t.config
+        # The seeds are `ganzoo eval`'s defaults, not the run's: every run of a task is scored on the same real data,
+        # subsets and noise, so seeds compare like for like, the real sets' cache entries are shared with `ganzoo
+        # eval`, and the last record is the score `ganzoo eval RUN -n EVAL_N --metrics METRIC` reports (up to float
+        # rounding: the training-time networks may run in another memory format than the loaded model).
         return evaluate(
             t.variant,
             data=t.data_spec,
             metrics=[metric],
             n=cfg.eval_n,
-            seed=cfg.seed,
+            seed=0,
             device=str(t.device),
             batch_size=max(t.batch_size, 64),
-            data_seed=cfg.seed,
+            data_seed=0,
             progress=False,
         )
 
