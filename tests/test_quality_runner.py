@@ -159,3 +159,12 @@ def test_recipe_commands_and_options(tmp_path, capsys):
     )
     assert main(["mode2d", "--only", "pix2pix"]) == 2 and "options of the recipes experiment" in capsys.readouterr().err
     assert main(["recipes", "--runs-from", str(tmp_path / "absent")]) == 2
+
+
+def test_verdict_numbers_never_round_across_the_target() -> None:
+    from benchmarks.quality.recipes import _beside
+
+    assert _beside(24.99966, 25.0) == "24.9997"  # 25.00 would read as met
+    assert _beside(25.004, 25.0) == "25.004"  # not 25.00: equal to the bound is another side of it
+    assert _beside(24.77003, 24.77) == "24.77003"  # above 24.77 must not read as 24.77
+    assert _beside(26.4412, 24.77) == "26.44"

@@ -123,8 +123,8 @@ class CycleGANConfig(TranslationConfig):
 
 
 #: ``cyclegan.shapes32``: the recipe of docs/benchmarks.md ("Where the recipes stand") for ``shapes-styles``. Both
-#: rates at 4e-4, twice the paper's: at the same 9,000 steps seed 0 reached 24.82 dB A->B against 23.61 at 2e-4
-#: (docs/variants/cyclegan.md, "The recipe").
+#: rates at 4e-4, twice the paper's: at the same 9,000 steps 3 seeds reached 24.9997 dB A->B against 23.40 at 2e-4
+#: (a two-thread rerun of seed 0: 23.66; docs/variants/cyclegan.md, "The recipe").
 SHAPES32_RECIPE = {
     "image_size": 32,
     "netG": "resnet_6blocks",
