@@ -50,12 +50,16 @@ def help(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:  # no
     return dataclasses.field(default=default, metadata={"help": text}, **kw)
 
 
-def require(config: Any, *, at_least_1: tuple[str, ...] = (), positive: tuple[str, ...] = ()) -> None:
-    """Range checks shared by the variant configs' ``validate()``: integers that must be >= 1 and numbers > 0.
+def require(
+    config: Any, *, at_least_1: tuple[str, ...] = (), positive: tuple[str, ...] = (), fraction: tuple[str, ...] = ()
+) -> None:
+    """Range checks shared by the variant configs' ``validate()``: integers that must be >= 1, numbers > 0 and
+    fractions in [0, 1].
 
     :param config: the config being validated.
     :param at_least_1: names of fields that must be >= 1 (widths, counts, batch size).
     :param positive: names of fields that must be > 0 (learning rates, weights).
+    :param fraction: names of fields that must lie in [0, 1] (shares of a run).
     :raises ganzoo.errors.ConfigError: naming the first field out of range and its value.
     """
     for name in at_least_1:
@@ -64,6 +68,9 @@ def require(config: Any, *, at_least_1: tuple[str, ...] = (), positive: tuple[st
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")
+    for name in fraction:
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ConfigError(f"{name} must be a fraction in [0, 1], got {getattr(config, name)}")
 
 
 def field_help(cls: type) -> dict[str, str]:

@@ -27,8 +27,8 @@ def linear_decay(step: int, total: int, start: int = -1, length: int = 0) -> flo
 
 
 def final_decay(step: int, total: int, fraction: float) -> float:
-    """Constant, then :func:`linear_decay` to 0 over the final ``fraction`` of a ``total``-step run (the ``lr_decay``
-    option of the vanilla and DCGAN variants).
+    """Constant, then :func:`linear_decay` to 0 over the final ``fraction`` of a ``total``-step run (what a variant's
+    ``lr_decay`` option usually means).
 
     :param step: the 0-based training step.
     :param total: the run's total steps.

@@ -51,7 +51,9 @@ class DCGANConfig(GANConfig):
             plan(self.image_size)
         except ValueError as e:
             raise ConfigError(f"image_size: {e}") from None
-        require(self, at_least_1=("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"))
+        require(
+            self, at_least_1=("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"), fraction=("lr_decay",)
+        )
         if self.num_classes < 0:
             raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
         if self.num_classes and self.pack > 1:
@@ -61,8 +63,6 @@ class DCGANConfig(GANConfig):
         for name in ("r1_gamma", "r2_gamma", "gp_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.lr_decay <= 1.0:
-            raise ConfigError(f"lr_decay must be a fraction in [0, 1], got {self.lr_decay}")
 
 
 class DCGAN(GANVariant):

@@ -45,9 +45,7 @@ class VanillaConfig(GANConfig):
 
     def validate(self) -> None:
         super().validate()
-        require(self, at_least_1=("nz", "pack", "batch_size", "channels"))
-        if not 0.0 <= self.lr_decay <= 1.0:
-            raise ConfigError(f"lr_decay must be a fraction in [0, 1], got {self.lr_decay}")
+        require(self, at_least_1=("nz", "pack", "batch_size", "channels"), fraction=("lr_decay",))
         if self.r1 < 0:
             raise ConfigError(f"r1 must be >= 0, got {self.r1}")
         if self.arch == "keras" and self.image_size < 1:
