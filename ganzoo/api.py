@@ -40,7 +40,12 @@ def _rebuild(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str
     variant.load_extra_metadata(meta.get("ganzoo.extra") or {})
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     own = variant.state_dict()
+    # Training-only state (``training_state``, e.g. CycleGAN's history pools) may be sized as it fills; its modules
+    # load their own shapes, so only the networks' tensors must match the architecture.
+    sized_by_training = tuple(variant.training_state)
     for key, t in state.items():  # a tensor per key, not load_state_dict's list of "size mismatch" lines
+        if sized_by_training and key.startswith(sized_by_training):
+            continue
         if key in own and tuple(t.shape) != tuple(own[key].shape):
             raise CheckpointError(
                 f"{source!r} does not match the {name!r} architecture of its header: {key} is {tuple(t.shape)}, "
@@ -52,9 +57,8 @@ def _rebuild(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str
         raise CheckpointError(
             f"{source!r} does not match the {name!r} architecture: {str(e).splitlines()[0]}"
         ) from None
-    # Exported files leave out training-only state (``training_state``); anything else missing is a mismatch.
-    skip = tuple(variant.training_state)
-    missing = [k for k in result.missing_keys if not (skip and k.startswith(skip))]
+    # Exported files leave out training-only state; anything else missing is a mismatch.
+    missing = [k for k in result.missing_keys if not (sized_by_training and k.startswith(sized_by_training))]
     if missing or result.unexpected_keys:
         what = f"missing {missing[:3]}" if missing else f"unexpected {result.unexpected_keys[:3]}"
         raise CheckpointError(f"{source!r} does not match the {name!r} architecture: {what}")

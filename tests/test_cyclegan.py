@@ -71,6 +71,27 @@ def test_pool_is_in_checkpoints_but_not_in_exported_model_files(tmp_path):
     assert int(fresh.pool_A.count) == 0
 
 
+def test_a_training_checkpoint_with_a_filled_pool_loads_with_and_without_ema(tmp_path):
+    from ganzoo.train import TrainConfig, Trainer
+    from ganzoo.train.checkpoint import list_checkpoints
+
+    cfg = TrainConfig(
+        steps=3, device="cpu", precision="fp32", log_every=1, sample_every=0, ckpt_every=3, progress=False,
+        tensorboard=False, num_workers=0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    trained = tiny_variant("cyclegan")
+    Trainer(trained, cfg, data="shapes-styles", out=tmp_path / "run", variant_name="cyclegan").fit()
+    (_, ckpt), *_ = list_checkpoints(tmp_path / "run" / "checkpoints")
+    for ema in (False, True):
+        back = ganzoo.load(ckpt, ema=ema)
+        # The pool was filled in training (not the empty one a fresh model starts with) and comes back as saved.
+        assert int(back.pool_A.count) == 3 and back.pool_A.images.shape == (3, 3, 32, 32)
+    raw = ganzoo.load(ckpt, ema=False)
+    for k, x in trained.G_A.state_dict().items():
+        assert torch.equal(raw.G_A.state_dict()[k], x), k
+
+
 def test_generate_both_directions_any_size():
     torch.manual_seed(0)
     v = ganzoo.create("cyclegan", **CycleGAN.tiny).eval()
