@@ -217,6 +217,65 @@ def test_sr_folder_lr_is_pil_bicubic_exactly(tmp_path):
     assert not torch.equal(ds[0]["hr"], ds[2]["hr"])  # a new epoch, a new crop
 
 
+def test_augmented_crops_take_all_eight_orientations_of_the_same_crop(tmp_path):
+    _rgb(tmp_path / "a.png", 60, 50, seed=1)
+    plain = SRFolderDataset(tmp_path, scale=4, crop=32, seed=3)
+    turned = SRFolderDataset(tmp_path, scale=4, crop=32, seed=3, augment=True)
+    seen = set()
+    for k in range(64):
+        hr, ref = turned[k]["hr"], plain[k]["hr"]  # the same crop position, maybe turned
+        views = {
+            (t, f): torch.rot90(ref.flip(-1) if f else ref, t, dims=(-2, -1)) for t in range(4) for f in (False, True)
+        }
+        match = [key for key, v in views.items() if torch.equal(v, hr)]
+        assert match, f"item {k} is not an orientation of its crop"
+        seen.add(match[0])
+        # The LR input is made from the turned crop, so the pair stays a bicubic pair.
+        im = Image.fromarray(hr.permute(1, 2, 0).numpy())
+        assert np.array_equal(turned[k]["lr"].permute(1, 2, 0).numpy(), np.asarray(bicubic_downscale(im, 4)))
+    assert len(seen) == 8
+    assert torch.equal(turned[9]["hr"], SRFolderDataset(tmp_path, scale=4, crop=32, seed=3, augment=True)[9]["hr"])
+
+
+def test_augmented_pairs_turn_hr_and_lr_together_and_only_training_crops(tmp_path):
+    from ganzoo.data.sr import sr_folder_factory, sr_pairs_factory
+
+    root = _pairs_dir(tmp_path / "set")
+    plain = SRPairsDataset(root, scale=4, crop=16, channels=3, seed=1)
+    turned = SRPairsDataset(root, scale=4, crop=16, channels=3, seed=1, augment=True)
+    changed = 0
+    for k in range(16):
+        a, b = plain[k], turned[k]
+        for t in range(4):
+            for f in (False, True):
+                if torch.equal(torch.rot90(a["hr"].flip(-1) if f else a["hr"], t, dims=(-2, -1)), b["hr"]):
+                    assert torch.equal(torch.rot90(a["lr"].flip(-1) if f else a["lr"], t, dims=(-2, -1)), b["lr"])
+        changed += not torch.equal(a["hr"], b["hr"])
+    assert changed >= 8
+    opts = {"scale": 4, "crop": 16, "augment": True}
+    test = sr_pairs_factory(str(root), DataRequest(task="super_resolution", split="test", options=opts))
+    assert torch.equal(test[0]["hr"], SRPairsDataset(root, scale=4, crop=0)[0]["hr"])  # whole, unturned
+    with pytest.raises(DataError, match=r"augment 'yes' is not valid"):
+        sr_folder_factory(str(root / "HR"), DataRequest(task="super_resolution", options={**opts, "augment": "yes"}))
+
+
+def test_recipe_options_batch_norm_pixel_loss_and_augment():
+    v = tiny_variant("srgan", batch_norm=False, pixel_loss="l1", augment=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in v.G.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in tiny_variant("srgan").G.modules())
+    assert v.data_options()["augment"] is True
+    torch.manual_seed(0)
+    batch = {"lr": torch.rand(2, 3, 4, 4) * 2 - 1, "hr": torch.rand(2, 3, 16, 16) * 2 - 1}
+    out = v.loss("g_mse", batch, StepState(step=0, stage="pretrain"))
+    with torch.no_grad():
+        err = v.G(batch["lr"]) - batch["hr"]
+    assert torch.allclose(out["loss"], err.abs().mean(), atol=1e-6)
+    assert torch.allclose(out["psnr"], 10 * torch.log10(4 / err.square().mean()), atol=1e-4)
+    with pytest.raises(UnknownNameError, match=r"pixel loss 'l2'.*l1, mse"):
+        ganzoo.create("srgan", pixel_loss="l2")
+    check_variant("srgan", batch_norm=False, pixel_loss="l1")
+
+
 def test_sr_folder_small_image_is_a_data_error(tmp_path):
     _rgb(tmp_path / "big.png", 64, 64)
     _rgb(tmp_path / "tiny.png", 20, 80)

@@ -8,8 +8,9 @@
 * ``shapes-sr``: procedural scenes (the ``shapes`` renderer plus fine gratings, so bicubic upsampling visibly
   blurs them), needing no download.
 
-The variant says what it needs in ``request.options``: ``scale`` (2, 4, 8 ...) and ``crop`` (the HR crop side, or
-``None``/0 for whole images, ``sr-pairs`` only).
+The variant says what it needs in ``request.options``: ``scale`` (2, 4, 8 ...), ``crop`` (the HR crop side, or
+``None``/0 for whole images, ``sr-pairs`` only) and ``augment`` (training crops only: each crop in one of the 8
+orientations of the square, its flips and quarter turns, chosen from the virtual index like the crop's position).
 """
 
 from __future__ import annotations
@@ -69,6 +70,33 @@ def _crop_offsets(key: int, index: int, w: int, h: int, crop: int, step: int = 1
     return int(u[0] * nx) * step, int(u[1] * ny) * step
 
 
+#: The 8 orientations of a square (the dihedral group): identity, 3 quarter turns, 2 flips and 2 transposes.
+DIHEDRAL: tuple[Image.Transpose | None, ...] = (
+    None,
+    Image.Transpose.ROTATE_90,
+    Image.Transpose.ROTATE_180,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.FLIP_LEFT_RIGHT,
+    Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.TRANSVERSE,
+)
+
+
+def _orient(key: int, index: int, *images: Image.Image) -> tuple[Image.Image, ...]:
+    """``images`` in the same one of the 8 :data:`DIHEDRAL` orientations, drawn from ``index``'s stream."""
+    op = DIHEDRAL[int(counter_uniform(key, [index], 1)[0, 0] * len(DIHEDRAL))]
+    return images if op is None else tuple(im.transpose(op) for im in images)
+
+
+def sr_augment(request: DataRequest) -> bool:
+    """Whether the request asks for oriented training crops (``options["augment"]``; never for other splits)."""
+    augment = (request.options or {}).get("augment", False)
+    if not isinstance(augment, bool):
+        raise DataError(f"super-resolution augment {augment!r} is not valid; use true or false")
+    return augment and request.split == "train"
+
+
 def _pair_item(hr: Image.Image, lr: Image.Image) -> dict[str, torch.Tensor]:
     return {"lr": image_to_tensor(lr), "hr": image_to_tensor(hr)}
 
@@ -84,6 +112,7 @@ class SRFolderDataset(Dataset):
     :param scale: downscaling factor.
     :param crop: HR crop side, a multiple of ``scale``.
     :param channels: 3 (RGB) or 1 (grayscale).
+    :param augment: turn each HR crop to one of its 8 orientations (:data:`DIHEDRAL`) before downscaling.
     """
 
     def __init__(
@@ -95,6 +124,7 @@ class SRFolderDataset(Dataset):
         seed: int = 0,
         split: str = "train",
         cache: bool = True,
+        augment: bool = False,
     ) -> None:
         if crop < scale or crop % scale:
             raise DataError(f"sr-folder: HR crop {crop} must be a positive multiple of the scale {scale}")
@@ -102,6 +132,7 @@ class SRFolderDataset(Dataset):
         self.scale, self.crop, self.channels = scale, crop, check_channels(channels, "sr-folder")
         self.files = list_images(self.root)
         self._key = stream_key("sr-folder/crop", seed, check_split(split))
+        self._orient_key = stream_key("sr-folder/orient", seed, split) if augment else None
         self._cache: dict[int, Image.Image] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -125,6 +156,8 @@ class SRFolderDataset(Dataset):
         im = self._image(item)
         x, y = _crop_offsets(self._key, k, im.size[0], im.size[1], self.crop)
         hr = im.crop((x, y, x + self.crop, y + self.crop))
+        if self._orient_key is not None:
+            (hr,) = _orient(self._orient_key, k, hr)
         return _pair_item(hr, bicubic_downscale(hr, self.scale))
 
 
@@ -132,11 +165,18 @@ class SRPairsDataset(Dataset):
     """Given HR/LR pairs: ``root/HR/NAME`` with ``root/LR_x{scale}/NAME`` (the layout of Set5/Set14 here).
 
     With ``crop`` 0 an item is the whole pair (sizes differ between images: batch size 1); otherwise an aligned
-    random crop (HR corner on multiples of ``scale``) seeded from the virtual index.
+    random crop (HR corner on multiples of ``scale``) seeded from the virtual index, turned to one of the 8
+    orientations of :data:`DIHEDRAL` (the same for both) when ``augment`` is set.
     """
 
     def __init__(
-        self, root: str | os.PathLike, scale: int = 4, crop: int = 0, channels: int = 3, seed: int = 0
+        self,
+        root: str | os.PathLike,
+        scale: int = 4,
+        crop: int = 0,
+        channels: int = 3,
+        seed: int = 0,
+        augment: bool = False,
     ) -> None:
         self.root = Path(root)
         self.scale, self.crop = scale, crop
@@ -157,6 +197,7 @@ class SRPairsDataset(Dataset):
                 raise DataError(f"sr-pairs: {f} has no LR partner {lr}")
             self.lr_files.append(lr)
         self._key = stream_key("sr-pairs/crop", seed)
+        self._orient_key = stream_key("sr-pairs/orient", seed) if augment and crop else None
 
     def __len__(self) -> int:
         return len(self.hr_files)
@@ -188,6 +229,8 @@ class SRPairsDataset(Dataset):
             s, c = self.scale, self.crop
             hr = hr.crop((x, y, x + c, y + c))
             lr = lr.crop((x // s, y // s, (x + c) // s, (y + c) // s))
+            if self._orient_key is not None:
+                hr, lr = _orient(self._orient_key, k, hr, lr)
             return _pair_item(hr, lr)
         # Whole images are what evaluation scores: say which files are grayscale, which the SR protocol scores as
         # their own luma (their items carry them as three equal channels).
@@ -263,7 +306,13 @@ def sr_folder_factory(arg: str | None, request: DataRequest) -> Dataset:
     if not crop:
         raise DataError("sr-folder makes random crops and needs a crop size (image_size) > 0")
     return SRFolderDataset(
-        path_arg("sr-folder", arg, "hr_images"), scale, crop, request.channels, request.seed, request.split
+        path_arg("sr-folder", arg, "hr_images"),
+        scale,
+        crop,
+        request.channels,
+        request.seed,
+        request.split,
+        augment=sr_augment(request),
     )
 
 
@@ -272,7 +321,9 @@ def sr_pairs_factory(arg: str | None, request: DataRequest) -> Dataset:
     whole images for every other split (the SR protocol scores whole images; a crop would score another number)."""
     scale, crop = sr_options(request)
     crop = crop if request.split == "train" else 0
-    return SRPairsDataset(path_arg("sr-pairs", arg, "set"), scale, crop, request.channels, request.seed)
+    return SRPairsDataset(
+        path_arg("sr-pairs", arg, "set"), scale, crop, request.channels, request.seed, augment=sr_augment(request)
+    )
 
 
 def shapes_sr_factory(arg: str | None, request: DataRequest) -> Dataset:

@@ -30,13 +30,17 @@ def upscale_steps(scale: int) -> int:
 
 
 class ResidualBlock(nn.Module):
-    """conv3x3 - BN - PReLU - conv3x3 - BN, plus the input (He et al. 2016 with Gross & Wilber's variant)."""
+    """conv3x3 - BN - PReLU - conv3x3 - BN, plus the input (He et al. 2016 with Gross & Wilber's variant); without
+    ``batch_norm``, conv3x3 - PReLU - conv3x3 (EDSR's block, with SRResNet's PReLU)."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, batch_norm: bool = True):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(n, n, 3, 1, 1), nn.BatchNorm2d(n), nn.PReLU(), nn.Conv2d(n, n, 3, 1, 1), nn.BatchNorm2d(n)
-        )
+        if batch_norm:
+            self.body = nn.Sequential(
+                nn.Conv2d(n, n, 3, 1, 1), nn.BatchNorm2d(n), nn.PReLU(), nn.Conv2d(n, n, 3, 1, 1), nn.BatchNorm2d(n)
+            )
+        else:
+            self.body = nn.Sequential(nn.Conv2d(n, n, 3, 1, 1), nn.PReLU(), nn.Conv2d(n, n, 3, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -45,14 +49,18 @@ class ResidualBlock(nn.Module):
 class SRResNet(nn.Module):
     """The SRGAN generator: 9x9 conv + PReLU, ``n_blocks`` residual blocks, conv3x3 + BN with a skip from before the
     blocks, ``log2(scale)`` sub-pixel x2 stages (conv to 4n channels, pixel shuffle, PReLU), 9x9 conv to RGB.
-    Takes and returns images in [-1, 1] (the output is not squashed: the MSE stage trains best unbounded)."""
+    Takes and returns images in [-1, 1] (the output is not squashed: the MSE stage trains best unbounded).
+    ``batch_norm=False`` drops every batch norm of the generator (blocks and fuse)."""
 
-    def __init__(self, channels: int = 3, n_feats: int = 64, n_blocks: int = 16, scale: int = 4):
+    def __init__(
+        self, channels: int = 3, n_feats: int = 64, n_blocks: int = 16, scale: int = 4, batch_norm: bool = True
+    ):
         super().__init__()
         self.scale = scale
         self.head = nn.Sequential(nn.Conv2d(channels, n_feats, 9, 1, 4), nn.PReLU())
-        self.blocks = nn.Sequential(*[ResidualBlock(n_feats) for _ in range(n_blocks)])
-        self.fuse = nn.Sequential(nn.Conv2d(n_feats, n_feats, 3, 1, 1), nn.BatchNorm2d(n_feats))
+        self.blocks = nn.Sequential(*[ResidualBlock(n_feats, batch_norm) for _ in range(n_blocks)])
+        fuse: list[nn.Module] = [nn.Conv2d(n_feats, n_feats, 3, 1, 1)]
+        self.fuse = nn.Sequential(*fuse, nn.BatchNorm2d(n_feats)) if batch_norm else nn.Sequential(*fuse)
         up: list[nn.Module] = []
         for _ in range(upscale_steps(scale)):
             up += [nn.Conv2d(n_feats, 4 * n_feats, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU()]

@@ -34,6 +34,9 @@ PRETRAIN_FRACTION = 5 / 6
 # Schedules of the SRResNet stage: the paper's constant rate, or a half cosine to 0 over the stage.
 PRETRAIN_LR_DECAYS = ("none", "cosine")
 
+# Pixel losses of the SRResNet stage: the paper's MSE, or L1 (EDSR's choice).
+PIXEL_LOSSES = ("mse", "l1")
+
 
 @dataclass
 class SRGANConfig(GANConfig):
@@ -46,6 +49,14 @@ class SRGANConfig(GANConfig):
     n_blocks: int = help("generator residual blocks", 16)
     ndf: int = help("discriminator width (first conv; doubles to 8x)", 64)
     d_dense: int = help("units of the discriminator's dense layer", 1024)
+    batch_norm: bool = help(
+        "batch norm in the generator's residual blocks (the paper); false drops it, as EDSR does for PSNR-driven SR",
+        True,
+    )
+    augment: bool = help(
+        "train on crops in random orientations (flips and quarter turns, 8 in all), from sr-folder or sr-pairs", False
+    )
+    pixel_loss: str = help("pixel loss of the SRResNet stage: mse (the paper) or l1", "mse")
     gan: bool = help("train the adversarial stage after SRResNet pretraining; false = SRResNet only", True)
     pretrain_steps: int | None = help(
         "steps of the SRResNet (MSE) stage before the GAN stage; default: pretrain_fraction of --steps",
@@ -117,6 +128,8 @@ class SRGANConfig(GANConfig):
             raise ConfigError(
                 f"pretrain_lr_decay must be one of {', '.join(PRETRAIN_LR_DECAYS)}, got {self.pretrain_lr_decay!r}"
             )
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise UnknownNameError("pixel loss", self.pixel_loss, PIXEL_LOSSES)
         if self.content_loss not in CONTENT_LOSSES:
             raise UnknownNameError("content loss", self.content_loss, CONTENT_LOSSES)
 
@@ -176,7 +189,7 @@ class SRGAN(GANVariant):
         super().__init__(config)
         c = self.config
         self.adv = get_loss(c.loss)
-        self.G = SRResNet(c.channels, c.n_feats, c.n_blocks, c.scale)
+        self.G = SRResNet(c.channels, c.n_feats, c.n_blocks, c.scale, batch_norm=c.batch_norm)
         self.D = Discriminator(c.channels, c.ndf, c.d_dense)
         self._content: ContentLoss | None = None  # built on first use: VGG is loaded only for the GAN stage
 
@@ -187,7 +200,7 @@ class SRGAN(GANVariant):
         return self._content
 
     def data_options(self) -> dict[str, Any]:
-        return {"scale": self.config.scale, "crop": self.config.image_size}
+        return {"scale": self.config.scale, "crop": self.config.image_size, "augment": self.config.augment}
 
     def stages(self) -> list[Stage]:
         c = self.config
@@ -223,9 +236,12 @@ class SRGAN(GANVariant):
     def loss(self, phase: str, batch: dict[str, Any], state: StepState) -> dict[str, Tensor]:
         lr, hr = batch["lr"], batch["hr"]
         if phase == "g_mse":
-            mse = (self.G(lr).float() - hr.float()).square().mean()
+            # The phase keeps its name whatever pixel_loss is (checkpoints and logs name phases).
+            err = self.G(lr).float() - hr.float()
+            mse = err.square().mean()
+            loss = err.abs().mean() if self.config.pixel_loss == "l1" else mse
             # PSNR on the [-1, 1] scale (peak-to-peak 2): a readable progress figure, all channels, no shave.
-            return {"loss": mse, "psnr": (10 * torch.log10(4 / mse.detach().clamp_min(1e-12)))}
+            return {"loss": loss, "psnr": (10 * torch.log10(4 / mse.detach().clamp_min(1e-12)))}
         if phase == "d":
             sr = self.G(lr)
             state.cache["sr"] = sr  # reused by G's phase: one generator forward per step
