@@ -33,6 +33,10 @@ T = TypeVar("T")
 #: a generator, which takes 64 bits, so 32 bits leave room for that arithmetic (and are what other tools accept).
 MAX_SEED = 2**32 - 1
 
+#: The longest run (``--steps``): step numbers go through float64 learning-rate schedules and int64 tensors, and
+#: every integer up to 2^53 is exact in both; no run comes near it (10^6 steps a second would take 285 years).
+MAX_STEPS = 2**53
+
 #: The most samples one evaluation draws (``ganzoo eval -n``, ``--eval-n``): 20 times FID's customary 50,000.
 MAX_EVAL_N = 1_000_000
 

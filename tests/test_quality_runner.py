@@ -161,6 +161,20 @@ def test_recipe_commands_and_options(tmp_path, capsys):
     assert main(["recipes", "--runs-from", str(tmp_path / "absent")]) == 2
 
 
+def test_a_stage_model_is_scored_and_shown_by_its_path_in_the_run(tmp_path):
+    from benchmarks.quality import recipes
+    from ganzoo.testing import tiny_variant
+
+    run = tmp_path / "srgan.small"
+    (run / "stages").mkdir(parents=True)
+    torch.manual_seed(0)
+    stage = ganzoo.save_model(tiny_variant("srgan").eval(), run / "stages" / "pretrain.safetensors", name="srgan")
+    ev = recipes.evaluate_run(stage, ["--data", "shapes-sr", "--metrics", "psnr"], 2, run=run)
+    shown = "ganzoo eval RUN/srgan.small/stages/pretrain.safetensors --data shapes-sr --metrics psnr"
+    assert ev["command"] == shown + " --json --no-save -q -n 2"
+    assert ev["n"] == 2 and ev["scores"]["psnr"] > 0
+
+
 def test_verdict_numbers_never_round_across_the_target() -> None:
     from benchmarks.quality.recipes import _beside
 

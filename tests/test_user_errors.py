@@ -150,6 +150,7 @@ def test_largest_seed_samples(trained, tmp_path):
         (["generate", "{run}", "a red circle", "-n", "1000000000"], "must be an integer in 1..4096"),
         (["train", "vanilla", "--nproc", "0"], "argument --nproc: must be an integer >= 1, got 0"),
         (["train", "vanilla", "--eval-n", str(2**70)], "eval_n must be in 2..1,000,000"),
+        (["train", "vanilla", "--steps", str(2**70)], "steps must be in 1..9,007,199,254,740,992 (2^53), got"),
         (["train", "srgan", "--set", "image_size=16", "--set", "batch_size=1"], "batch norm one value per channel"),
         (["train", "attngan", "--set", "batch_size=1"], "batch_size must be >= 2 (DAMSM"),
         (["train", "attngan", "--set", "gamma1=0"], "gamma1 must be > 0"),

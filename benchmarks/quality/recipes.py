@@ -386,18 +386,23 @@ def _stage_model(run: Path, stage: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def evaluate_run(model: Path, extra: Sequence[str], n: int | None = None) -> dict[str, Any]:
+def evaluate_run(model: Path, extra: Sequence[str], n: int | None = None, run: Path | None = None) -> dict[str, Any]:
     """``ganzoo eval MODEL [extra] --json --no-save -q [-n N]``: the command, its wall time, scores and baselines.
 
     :param model: a run folder or model file.
     :param extra: more arguments (``--data SPEC``; ``{SHARED}`` is filled in).
     :param n: ``-n``, or ``None`` for each evaluator's own N.
+    :param run: the run folder ``model`` lies in, by default ``model`` itself. The command shows the run folder by
+        its name (its key, ``RUN/srgan.small``) and a file in it by its path from there
+        (``RUN/srgan.small/stages/pretrain.safetensors``).
     """
     args = ["eval", str(model), *extra, "--json", "--no-save", "-q"]
     if n is not None:
         args += ["-n", str(n)]
     proc, seconds = _ganzoo(_fill(args, str(common.DATA)))
-    shown_args = ["eval", "RUN" + ("/" + model.name if model.suffix else ""), *args[2:]]
+    folder = model if run is None else run
+    shown = "/".join(("RUN", folder.name, *model.relative_to(folder).parts))
+    shown_args = ["eval", shown, *args[2:]]
     _checked(proc, _shown(shown_args))
     res = json.loads(proc.stdout)
     return {
@@ -487,7 +492,7 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
                 row["stage_model"] = None if stage is None else str(stage.relative_to(run))
                 if stage is not None:
                     for label, extra in recipe.evals:
-                        row["evals"][f"{label}, SRResNet stage"] = evaluate_run(stage, extra, n)
+                        row["evals"][f"{label}, SRResNet stage"] = evaluate_run(stage, extra, n, run=run)
             row["curve"] = training_curve(run)
             if seed == 0 and command is recipe.commands[0]:
                 out.mkdir(parents=True, exist_ok=True)

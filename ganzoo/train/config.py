@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from ..config import MAX_EVAL_N, MAX_SEED, help
+from ..config import MAX_EVAL_N, MAX_SEED, MAX_STEPS, help
 from ..errors import ConfigError, GanzooError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -70,6 +70,8 @@ class TrainConfig:
         for name in ("steps", "log_every", "keep", "n_samples", "max_skips"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps > MAX_STEPS:
+            raise ConfigError(f"steps must be in 1..{MAX_STEPS:,} (2^53), got {self.steps:,}")
         if not 2 <= self.eval_n <= MAX_EVAL_N:
             raise ConfigError(f"eval_n must be in 2..{MAX_EVAL_N:,}, got {self.eval_n}")
         for name in ("sample_every", "ckpt_every", "eval_every"):
