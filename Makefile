@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ganzoo train dcgan.demo --steps 1000 --sample-every 250 --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/ganzoo train dcgan.demo --sample-every 750 --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ganzoo plugins tests benchmarks

@@ -77,3 +77,16 @@ def test_r1_and_gp_phases_train():
 
     check_variant("dcgan", resume=False, r1_gamma=1.0, r1_every=1)
     check_variant("dcgan", resume=False, loss="wgan", gp_weight=10.0)
+
+
+def test_demo_tag_is_the_make_demo_recipe():
+    from pathlib import Path
+
+    v = ganzoo.create("dcgan.demo")
+    c = v.config
+    assert (c.image_size, c.ngf, c.ndf, c.batch_size, c.lr_g, c.lr_d) == (32, 32, 32, 16, 1e-3, 1e-3)
+    assert v.default_steps == 3000 and v.batch_size == 16
+    # `make demo` trains the tag by name, for the tag's own length.
+    make = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    demo_line = next(line for line in make.splitlines() if "dcgan.demo" in line)
+    assert "--steps" not in demo_line and "--batch-size" not in demo_line
