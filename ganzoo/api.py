@@ -40,8 +40,8 @@ def _rebuild(tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str
     variant.load_extra_metadata(meta.get("ganzoo.extra") or {})
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     own = variant.state_dict()
-    # Training-only state (``training_state``, e.g. CycleGAN's history pools) may be sized as it fills; its modules
-    # load their own shapes, so only the networks' tensors must match the architecture.
+    # Training-only state (``training_state``, e.g. a history pool of generated images) may be sized as it fills;
+    # its modules load their own shapes, so only the networks' tensors must match the architecture.
     sized_by_training = tuple(variant.training_state)
     for key, t in state.items():  # a tensor per key, not load_state_dict's list of "size mismatch" lines
         if sized_by_training and key.startswith(sized_by_training):
