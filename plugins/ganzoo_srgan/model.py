@@ -35,12 +35,11 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, n: int, batch_norm: bool = True):
         super().__init__()
-        if batch_norm:
-            self.body = nn.Sequential(
-                nn.Conv2d(n, n, 3, 1, 1), nn.BatchNorm2d(n), nn.PReLU(), nn.Conv2d(n, n, 3, 1, 1), nn.BatchNorm2d(n)
-            )
-        else:
-            self.body = nn.Sequential(nn.Conv2d(n, n, 3, 1, 1), nn.PReLU(), nn.Conv2d(n, n, 3, 1, 1))
+
+        def norm() -> list[nn.Module]:  # a new layer at each place
+            return [nn.BatchNorm2d(n)] if batch_norm else []
+
+        self.body = nn.Sequential(nn.Conv2d(n, n, 3, 1, 1), *norm(), nn.PReLU(), nn.Conv2d(n, n, 3, 1, 1), *norm())
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -59,8 +58,8 @@ class SRResNet(nn.Module):
         self.scale = scale
         self.head = nn.Sequential(nn.Conv2d(channels, n_feats, 9, 1, 4), nn.PReLU())
         self.blocks = nn.Sequential(*[ResidualBlock(n_feats, batch_norm) for _ in range(n_blocks)])
-        fuse: list[nn.Module] = [nn.Conv2d(n_feats, n_feats, 3, 1, 1)]
-        self.fuse = nn.Sequential(*fuse, nn.BatchNorm2d(n_feats)) if batch_norm else nn.Sequential(*fuse)
+        norm = [nn.BatchNorm2d(n_feats)] if batch_norm else []
+        self.fuse = nn.Sequential(nn.Conv2d(n_feats, n_feats, 3, 1, 1), *norm)
         up: list[nn.Module] = []
         for _ in range(upscale_steps(scale)):
             up += [nn.Conv2d(n_feats, 4 * n_feats, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU()]

@@ -50,7 +50,8 @@ class SRGANConfig(GANConfig):
     ndf: int = help("discriminator width (first conv; doubles to 8x)", 64)
     d_dense: int = help("units of the discriminator's dense layer", 1024)
     batch_norm: bool = help(
-        "batch norm in the generator's residual blocks (the paper); false drops it, as EDSR does for PSNR-driven SR",
+        "batch norm in the generator (residual blocks and the conv after them, the paper); false drops it, as EDSR "
+        "does for PSNR-driven SR",
         True,
     )
     augment: bool = help(
