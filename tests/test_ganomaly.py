@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from ganzoo_ganomaly import GANomaly, best_f1_threshold, calibrate, evaluate
+from ganzoo_ganomaly.variant import TV_EPS, total_variation
 from PIL import Image
 
 import ganzoo
@@ -24,6 +25,7 @@ from ganzoo.data.anomaly import (
     mnist_anomaly_split,
 )
 from ganzoo.data.base import DataError, DataRequest
+from ganzoo.errors import ConfigError
 from ganzoo.metrics import auprc, auroc
 from ganzoo.testing import check_variant, tiny_variant
 from ganzoo.train import TrainConfig, Trainer
@@ -135,6 +137,36 @@ def test_recon_score_of_the_autoencoder_baseline():
     x = torch.rand(3, 3, 16, 16) * 2 - 1
     expected = (x - m.reconstruct(x)["recon"]).square().flatten(1).mean(1)
     assert torch.allclose(m.score(x), expected, atol=1e-6)
+
+
+def test_complexity_divides_the_score_by_the_inputs_total_variation():
+    plain, tv = _tiny(), _tiny(complexity="tv")
+    tv.load_state_dict(plain.state_dict())
+    torch.manual_seed(3)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    x[0] = 0.25  # a flat image: total variation 0, so its score is the latent error over TV_EPS, finite
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean((1, 2, 3))
+    dx = (x[..., 1:] - x[..., :-1]).abs().mean((1, 2, 3))
+    assert torch.allclose(total_variation(x), dy + dx) and total_variation(x)[0] == 0
+    r = plain.reconstruct(x)
+    assert torch.equal(r["score"], r["latent"]) and torch.equal(plain.score(x), r["latent"])
+    got = tv.score(x)
+    assert torch.allclose(got, r["latent"] / (dy + dx + TV_EPS), rtol=1e-5) and torch.isfinite(got).all()
+    # Equal latent error, unequal complexity: the simpler input is now the more anomalous one.
+    assert (got[0] / r["latent"][0]) > (got[1:] / r["latent"][1:]).max()
+    assert tv.inference_graphs()[0].metadata["complexity"] == "tv"
+
+
+def test_the_mnist_recipe_scores_by_complexity_and_its_baseline_as_the_protocol_says():
+    assert ganzoo.create("ganomaly.mnist").config.complexity == "tv"
+    ae = ganzoo.create("ganomaly.mnist_ae").config
+    assert (ae.score, ae.complexity) == ("recon", "none")
+    assert ganzoo.create("ganomaly").config.complexity == "none"
+
+
+def test_complexity_is_checked():
+    with pytest.raises(ConfigError, match="complexity"):
+        tiny_variant("ganomaly", complexity="png")
 
 
 def test_best_f1_threshold():

@@ -166,14 +166,16 @@ def test_text_to_image_includes_the_text_encoder(tmp_path):
     assert (got[0] - got[1]).abs().max() > 1e-2
 
 
-def test_anomaly_scorer(tmp_path):
-    v = _model("ganomaly")
+@pytest.mark.parametrize("complexity", ["none", "tv"])
+def test_anomaly_scorer(tmp_path, complexity):
+    v = _model("ganomaly", complexity=complexity)
     x = _images(6, v.channels, v.image_size, v.image_size, seed=0)
     raw = v.raw_score(x)
     v.calibration = {"min": float(raw.min()), "max": float(raw.max()), "threshold": 0.5}
     (path,) = _export(v, tmp_path, "score")
     meta = _metadata(path)
     assert meta["score"] == "latent" and float(meta["threshold"]) == 0.5 and meta["calibrated"] == "true"
+    assert meta["complexity"] == complexity
     for xs in (x, x[:1]):
         (got,) = run_onnx(path, [xs], ["image"])
         _close(got, v.score(xs))

@@ -42,6 +42,12 @@ class GANomalyConfig(GANConfig):
     score: Literal["latent", "recon"] = help(
         "anomaly score: 'latent' = mean (z - z_hat)^2 (GANomaly), 'recon' = mean (x - x_hat)^2 (autoencoder)", "latent"
     )
+    complexity: Literal["none", "tv"] = help(
+        "divide the score by the input's complexity: 'tv' = its total variation (mean absolute difference of "
+        "neighbouring pixels), so a simple input that reconstructs easily (a digit 1) is not taken for normal on "
+        "that account (after Serra et al. 2020); 'none' = the paper's score",
+        "none",
+    )
     loss: str = help(
         "adversarial loss of the discriminator: standard, lsgan, hinge, rpgan ... (see docs/losses.md)", "standard"
     )
@@ -76,6 +82,29 @@ class GANomalyConfig(GANConfig):
             raise ConfigError(f"anomaly_class must be a class index >= 0, got {self.anomaly_class}")
 
 
+TV_EPS = 1e-3
+"""Added to the total variation before dividing by it, so a flat image gets a large but finite score."""
+
+
+def total_variation(x: Tensor) -> Tensor:
+    """Per image: the mean absolute difference of vertically neighbouring pixels plus that of horizontally
+    neighbouring ones (0 for a flat image)."""
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
+    return dy + dx
+
+
+def anomaly_score(c: GANomalyConfig, x: Tensor, x_hat: Tensor, z: Tensor, z_hat: Tensor | None) -> Tensor:
+    """The raw anomaly score of each image under config ``c`` (higher = more anomalous): the mean squared latent
+    or reconstruction error, divided by the input's total variation when ``c.complexity`` is ``"tv"``."""
+    x = x.float()
+    err = z.float() - z_hat.float() if c.score == "latent" and z_hat is not None else x - x_hat.float()
+    s = err.square().flatten(1).mean(1)
+    if c.complexity == "tv":
+        s = s / (total_variation(x) + TV_EPS)
+    return s
+
+
 class GANomaly(GANVariant):
     """GANomaly (Akcay et al. 2018): encoder-decoder-encoder G trained on normal data; anomaly = latent mismatch."""
 
@@ -84,14 +113,16 @@ class GANomaly(GANVariant):
     Config = GANomalyConfig
     description = "GANomaly anomaly detection (Akcay et al. 2018): score = ||E(x) - E'(G(E(x)))||^2"
     tags = {
-        # The CPU recipe: 1,000 steps of 64 (1.2 epochs of the nine normal digits), minutes per anomaly digit.
-        "mnist": {"channels": 1, "data": "mnist-anomaly", "default_steps": 1000},
+        # The CPU recipe: 1,000 steps of 64 (1.2 epochs of the nine normal digits), minutes per anomaly digit; the
+        # score divided by input complexity (mean AUROC over the ten digits 0.823 against 0.756: the variant's page).
+        "mnist": {"channels": 1, "data": "mnist-anomaly", "default_steps": 1000, "complexity": "tv"},
         # The protocol's baseline: the same encoder-decoder, L1 reconstruction only, scored by reconstruction error.
         "ae": {"w_adv": 0.0, "w_enc": 0.0, "score": "recon"},
         "mnist_ae": {"channels": 1, "data": "mnist-anomaly", "w_adv": 0.0, "w_enc": 0.0, "score": "recon"},
     }
     tag_descriptions = {
-        "mnist": "grayscale one-class MNIST, 1,000 steps (--data mnist-anomaly:DIR --set anomaly_class=D)",
+        "mnist": "grayscale one-class MNIST, 1,000 steps, score divided by input complexity (--data "
+        "mnist-anomaly:DIR --set anomaly_class=D)",
         "ae": "the autoencoder baseline: L1 reconstruction only, scored by reconstruction error, no discriminator",
         "mnist_ae": "the autoencoder baseline on one-class MNIST",
     }
@@ -220,7 +251,6 @@ class GANomaly(GANVariant):
         """ONNX export: ``image (B, C, S, S)`` in [-1, 1] -> ``score (B,)``, the anomaly score :meth:`score` gives
         (normalized with the calibration when the model has one; the threshold is in the file's metadata)."""
         c = self.config
-        latent = c.score == "latent"
         lo, span = 0.0, 1.0
         if self.calibration:
             lo = float(self.calibration["min"])
@@ -229,11 +259,11 @@ class GANomaly(GANVariant):
         def run(nets: InferenceNet, x: Tensor) -> Tensor:
             z = nets.G.encoder1(x)
             x_hat = nets.G.decoder(z)
-            err = z - nets.G.encoder2(x_hat) if latent else x - x_hat
-            return (err.square().flatten(1).mean(1) - lo) / span
+            z_hat = nets.G.encoder2(x_hat) if c.score == "latent" else None
+            return (anomaly_score(c, x, x_hat, z, z_hat) - lo) / span
 
         x = torch.rand(2, c.channels, c.image_size, c.image_size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-        meta = {"score": c.score, "calibrated": str(bool(self.calibration)).lower()}
+        meta = {"score": c.score, "complexity": c.complexity, "calibrated": str(bool(self.calibration)).lower()}
         if self.threshold is not None:
             meta["threshold"] = repr(float(self.threshold))
         return [
@@ -261,30 +291,28 @@ class GANomaly(GANVariant):
         x = self._prepare(inputs["image"])
         with torch.no_grad():
             x_hat, z, z_hat = self._reconstruct(x)
+        scores = self.normalize(anomaly_score(self.config, x, x_hat, z, z_hat).cpu())
         x_hat = x_hat.float()
-        if self.config.score == "latent" and z_hat is not None:
-            raw = (z.float() - z_hat.float()).square().flatten(1).mean(1)
-        else:
-            raw = (x - x_hat).square().flatten(1).mean(1)
-        scores = self.normalize(raw.cpu())
         diff = (x - x_hat).abs() - 1  # |x - x_hat| in [0, 2], shown from black (equal) to white
         captions = [[""] * len(x), [""] * len(x), [f"score {float(s):.3g}" for s in scores]]
         return SampleGrid.of_columns([("image", x), ("recon", x_hat), ("diff", diff)], captions=captions)
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
-        """Per image: ``recon`` (the reconstruction), ``latent`` (mean (z - z_hat)^2) and ``recon_error``
-        (mean (x - x_hat)^2), all on the CPU; BatchNorm in eval mode whatever the model's mode."""
+        """Per image: ``recon`` (the reconstruction), ``latent`` (mean (z - z_hat)^2; empty without encoder2),
+        ``recon_error`` (mean (x - x_hat)^2) and ``score`` (the raw anomaly score the config chooses), all on the CPU;
+        BatchNorm in eval mode whatever the model's mode."""
         was_training = self.training
         self.eval()
         try:
-            out: dict[str, list[Tensor]] = {"recon": [], "latent": [], "recon_error": []}
+            out: dict[str, list[Tensor]] = {"recon": [], "latent": [], "recon_error": [], "score": []}
             x_all = torch.as_tensor(images)
             for start in range(0, len(x_all), batch_size):
                 x = self._prepare(x_all[start : start + batch_size])
                 x_hat, z, z_hat = self._reconstruct(x)
                 out["recon"].append(x_hat.float().cpu())
                 out["recon_error"].append((x - x_hat.float()).square().flatten(1).mean(1).cpu())
+                out["score"].append(anomaly_score(self.config, x, x_hat, z, z_hat).cpu())
                 if z_hat is not None:
                     out["latent"].append((z.float() - z_hat.float()).square().flatten(1).mean(1).cpu())
             return {k: torch.cat(v) if v else torch.zeros(0) for k, v in out.items()}
@@ -294,8 +322,7 @@ class GANomaly(GANVariant):
     @torch.no_grad()
     def raw_score(self, images: Tensor, batch_size: int = 256) -> Tensor:
         """Unnormalized anomaly scores (higher = more anomalous), one per image, on the CPU."""
-        r = self.reconstruct(images, batch_size)
-        return r["latent"] if self.config.score == "latent" else r["recon_error"]
+        return self.reconstruct(images, batch_size)["score"]
 
     def normalize(self, raw: Tensor) -> Tensor:
         """Min-max normalization with the reference set of :func:`calibrate` (identity when uncalibrated)."""
