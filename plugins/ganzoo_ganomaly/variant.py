@@ -94,14 +94,17 @@ def total_variation(x: Tensor) -> Tensor:
     return dy + dx
 
 
+def mean_square_error(a: Tensor, b: Tensor) -> Tensor:
+    """Per item: the mean of ``(a - b)^2`` over everything but the batch dimension, in fp32."""
+    return (a.float() - b.float()).square().flatten(1).mean(1)
+
+
 def anomaly_score(c: GANomalyConfig, x: Tensor, x_hat: Tensor, z: Tensor, z_hat: Tensor | None) -> Tensor:
     """The raw anomaly score of each image under config ``c`` (higher = more anomalous): the mean squared latent
     or reconstruction error, divided by the input's total variation when ``c.complexity`` is ``"tv"``."""
-    x = x.float()
-    err = z.float() - z_hat.float() if c.score == "latent" and z_hat is not None else x - x_hat.float()
-    s = err.square().flatten(1).mean(1)
+    s = mean_square_error(z, z_hat) if c.score == "latent" and z_hat is not None else mean_square_error(x, x_hat)
     if c.complexity == "tv":
-        s = s / (total_variation(x) + TV_EPS)
+        s = s / (total_variation(x.float()) + TV_EPS)
     return s
 
 
@@ -311,10 +314,10 @@ class GANomaly(GANVariant):
                 x = self._prepare(x_all[start : start + batch_size])
                 x_hat, z, z_hat = self._reconstruct(x)
                 out["recon"].append(x_hat.float().cpu())
-                out["recon_error"].append((x - x_hat.float()).square().flatten(1).mean(1).cpu())
+                out["recon_error"].append(mean_square_error(x, x_hat).cpu())
                 out["score"].append(anomaly_score(self.config, x, x_hat, z, z_hat).cpu())
                 if z_hat is not None:
-                    out["latent"].append((z.float() - z_hat.float()).square().flatten(1).mean(1).cpu())
+                    out["latent"].append(mean_square_error(z, z_hat).cpu())
             return {k: torch.cat(v) if v else torch.zeros(0) for k, v in out.items()}
         finally:
             self.train(was_training)
