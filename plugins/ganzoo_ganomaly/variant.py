@@ -102,7 +102,12 @@ def mean_square_error(a: Tensor, b: Tensor) -> Tensor:
 def anomaly_score(c: GANomalyConfig, x: Tensor, x_hat: Tensor, z: Tensor, z_hat: Tensor | None) -> Tensor:
     """The raw anomaly score of each image under config ``c`` (higher = more anomalous): the mean squared latent
     or reconstruction error, divided by the input's total variation when ``c.complexity`` is ``"tv"``."""
-    s = mean_square_error(z, z_hat) if c.score == "latent" and z_hat is not None else mean_square_error(x, x_hat)
+    if c.score == "latent":
+        if z_hat is None:
+            raise ValueError("the latent score needs z_hat = encoder2(x_hat)")
+        s = mean_square_error(z, z_hat)
+    else:
+        s = mean_square_error(x, x_hat)
     if c.complexity == "tv":
         s = s / (total_variation(x.float()) + TV_EPS)
     return s
