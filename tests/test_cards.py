@@ -237,5 +237,7 @@ def test_export_command_writes_the_card_for_both_formats(evaluated_run, tmp_path
     onnx.parent.mkdir()
     rc, out, err = run(capsys, "export", evaluated_run, "--format", "onnx", "-o", onnx)
     assert rc == 0, err
-    assert onnx.is_file() and (onnx.parent / "README.md").is_file()
+    # The ring recipe samples with rejection: the generator and the acceptance graph, one file each.
+    written = sorted(p.name for p in onnx.parent.glob("*.onnx"))
+    assert written == ["model.acceptance.onnx", "model.generator.onnx"] and (onnx.parent / "README.md").is_file()
     assert front(onnx.parent / "README.md")[0]["license"] == "other"

@@ -199,6 +199,25 @@ def test_export_runs_the_plain_torch_layers_and_leaves_the_model_alone():
         _close(copied(x), v.G(x))
 
 
+@pytest.mark.parametrize("name", ["vanilla.ring8", "dcgan"])
+def test_a_drs_model_adds_its_acceptance_graph(tmp_path, name):
+    from ganzoo import rejection
+
+    v = _model(name, scale=0.3 if name == "dcgan" else None)
+    latent = (v.config.nz, 1, 1) if name == "dcgan" else (v.config.nz,)
+    with torch.no_grad():
+        v.drs_calibration = rejection.calibrate(v.D(v.G(_randn(2000, *latent, seed=0))), 50.0)
+    paths = _export(v, tmp_path, "m")
+    assert [p.name for p in paths] == ["m.generator.onnx", "m.acceptance.onnx"]
+    meta = _metadata(paths[1])
+    assert meta["ganzoo.graph"] == "acceptance" and json.loads(meta["drs"]) == v.drs_calibration.to_dict()
+    for batch in (1, 7):
+        z = _randn(batch, *latent, seed=batch)
+        (got,) = run_onnx(paths[1], [z], ["z"])
+        _close(got, v.acceptance_probability(z))
+    assert v.acceptance_probability(_randn(500, *latent, seed=9)).std() > 0.01  # a real comparison, not of constants
+
+
 @pytest.mark.parametrize("name", ["vanilla", "dcgan", "pix2pix", "cyclegan", "srgan", "attngan", "ganomaly"])
 def test_every_builtin_variant_has_inference_graphs(name):
     graphs = _model(name).inference_graphs()

@@ -15,6 +15,7 @@ from ganzoo.errors import ConfigError
 from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, PAIRED, get_loss, gradient_penalty, r1_penalty, r2_penalty
 from ganzoo.nn import init_weights, spectral_norm_all
+from ganzoo.rejection import DRSOptions, RejectionSampling
 from ganzoo.schedules import final_decay
 from ganzoo.tasks import gaussian_noise
 from ganzoo.utils.images import SampleGrid, class_rows
@@ -24,7 +25,7 @@ from .model import Discriminator, Generator, plan
 
 
 @dataclass
-class DCGANConfig(GANConfig):
+class DCGANConfig(DRSOptions, GANConfig):
     loss_provides: ClassVar[frozenset[str]] = frozenset({G_REAL, PAIRED})
 
     image_size: int = help("image side in pixels (28, 32, 64, 128 ...)", 64)
@@ -65,7 +66,7 @@ class DCGANConfig(GANConfig):
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-class DCGAN(GANVariant):
+class DCGAN(RejectionSampling, GANVariant):
     """DCGAN (Radford et al. 2015): all-convolutional G and D with batch norm."""
 
     name = "dcgan"
@@ -180,9 +181,11 @@ class DCGAN(GANVariant):
         """Classes the generator is conditioned on (0: unconditional)."""
         return int(self.config.num_classes)
 
-    def noise(self, n: int, *, seed: int | None = None, truncation: float | None = None) -> Tensor:
+    def prior(self, n: int, *, seed: int | None = None, truncation: float | None = None) -> Tensor:
         """``(n, nz, 1, 1)`` standard normal latents on the CPU, truncated to ``[-truncation, truncation]`` when
-        given (:func:`ganzoo.tasks.gaussian_noise`). See :class:`ganzoo.tasks.LatentGenerator`."""
+        given (:func:`ganzoo.tasks.gaussian_noise`); ``noise`` (:class:`ganzoo.rejection.RejectionSampling`) returns
+        them, filtered by discriminator rejection once a ``sampler=drs`` model is calibrated. See
+        :class:`ganzoo.tasks.LatentGenerator`."""
         return gaussian_noise((n, self.config.nz, 1, 1), seed=seed, truncation=truncation)
 
     @torch.no_grad()
@@ -208,7 +211,8 @@ class DCGAN(GANVariant):
 
     def inference_graphs(self) -> list[InferenceGraph]:
         """ONNX export: ``z (B, nz, 1, 1)`` (and ``labels (B,)`` int64 when class-conditional) -> ``image (B, C, H,
-        W)`` in [-1, 1]."""
+        W)`` in [-1, 1]; a calibrated ``drs`` model adds ``z`` -> ``p (B,)``, the probability of keeping each
+        latent."""
         c = self.config
         z = torch.randn(2, c.nz, 1, 1, generator=torch.Generator().manual_seed(0))
         axes = {"z": {0: "batch"}, "image": {0: "batch"}}
@@ -216,7 +220,8 @@ class DCGAN(GANVariant):
         image = f"image: (B, {c.channels}, {c.image_size}, {c.image_size}) in [-1, 1]"
         if not self.num_classes:
             net = InferenceNet(lambda nets, z: nets.G(z), G=self.G)
-            return [InferenceGraph("generator", net, (z,), ("z",), ("image",), axes, description=f"{noise} -> {image}")]
+            graph = InferenceGraph("generator", net, (z,), ("z",), ("image",), axes, description=f"{noise} -> {image}")
+            return [graph, *self.acceptance_graphs(z)]
         labels = torch.arange(2) % self.num_classes
         net = InferenceNet(lambda nets, z, labels: nets.G(z, labels), G=self.G)
         return [
