@@ -141,7 +141,7 @@ def rejection_latents(
         z = propose(k, round_seed)
         u_gen = torch.Generator().manual_seed(round_seed + 1) if round_seed is not None else None
         u = torch.rand(k, generator=u_gen)
-        keep = z[(u < accept(z).cpu()).cpu()]
+        keep = z[u < accept(z).cpu()]
         kept.append(keep[: n - have])
         have += min(len(keep), n - have)
         proposed += k

@@ -175,7 +175,7 @@ class VanillaGAN(RejectionSampling, GANVariant):
         out = "points" if self.points else "image"
         z = torch.randn(2, self.config.nz, generator=torch.Generator().manual_seed(0))
         what = "(B, 2) points" if self.points else f"(B, {self.config.channels}, H, W) images in [-1, 1]"
-        graphs = [
+        return [
             InferenceGraph(
                 "generator",
                 InferenceNet(lambda nets, z: nets.G(z), G=self.G),
@@ -184,9 +184,9 @@ class VanillaGAN(RejectionSampling, GANVariant):
                 (out,),
                 {"z": {0: "batch"}, out: {0: "batch"}},
                 description=f"z: (B, {self.config.nz}) standard normal noise -> {out}: {what}",
-            )
+            ),
+            *self.acceptance_graphs(z),
         ]
-        return graphs + self.acceptance_graphs(z)
 
     def sample_inputs(self, n: int, generator: torch.Generator, batch: dict[str, Any] | None = None) -> dict[str, Any]:
         if self.points:  # a scatter needs many points; PROTOCOLS.md scores 2,500
