@@ -132,6 +132,17 @@ def test_ema_tracks_generator_and_is_used_for_export(tmp_path):
     assert torch.equal(raw.G.main[0].weight, t.variant.G.main[0].weight)
 
 
+def test_ema_warm_up_caps_the_decay_as_the_help_says():
+    # TrainConfig.ema_decay's help and EMA's docstring: step t averages with min(decay, 1 - (1 + t)^(-2/3)), so a
+    # decay of 0.999 only binds after about 31,600 steps and shorter runs average their last few hundred steps.
+    from ganzoo.train.ema import EMA
+
+    emas = EMA(tiny_variant("dcgan"), 0.999).emas["G"]
+    assert emas.get_decay(0) == 0.0
+    assert abs(emas.get_decay(8001) - (1 - 8001 ** (-2 / 3))) < 1e-12 and emas.get_decay(8001) < 0.998
+    assert emas.get_decay(20_000) < 0.999 and emas.get_decay(40_000) == 0.999
+
+
 def test_lazy_phase_runs_every_k_steps(tmp_path):
     Trainer(tiny_variant("dcgan", r1_gamma=1.0, r1_every=2), cfg(steps=4), out=tmp_path).fit()
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]

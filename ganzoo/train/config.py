@@ -36,7 +36,11 @@ class TrainConfig:
     )
     compile: bool = help("torch.compile each network separately (eager for double-backward phases)", False)
     channels_last: bool | None = help("channels_last memory format; default: the variant's preference", None)
-    ema_decay: float = help("decay of the generator EMA used for samples and export; 0 disables", 0.999)
+    ema_decay: float = help(
+        "largest decay of the generator EMA used for samples and export; step t uses min(ema_decay, "
+        "1 - (1 + t)^(-2/3)), which reaches 0.999 after about 31,600 steps; 0 disables",
+        0.999,
+    )
     seed: int = help("seed of weights, noise and data order", 0)
     num_workers: int | None = help("data loader worker processes; default 0 on CPU, 4 on CUDA", None)
     log_every: int = help("read losses from the device and log them every N steps", 50)
