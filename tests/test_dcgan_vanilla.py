@@ -90,3 +90,11 @@ def test_demo_tag_is_the_make_demo_recipe():
     make = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     demo_line = next(line for line in make.splitlines() if "dcgan.demo" in line)
     assert "--steps" not in demo_line and "--batch-size" not in demo_line
+
+
+def test_mnist_tag_is_the_recipe_of_the_benchmarks():
+    # docs/benchmarks.md "MNIST recipe": the tag by name trains batch 128 at Adam 2e-3 for 4,500 steps.
+    v = ganzoo.create("dcgan.mnist")
+    c = v.config
+    assert (c.image_size, c.channels, c.data, c.batch_size, c.lr_g, c.lr_d) == (28, 1, "mnist", 128, 2e-3, 2e-3)
+    assert v.default_steps == 4500 and v.batch_size == 128

@@ -67,13 +67,24 @@ def test_stacked_recipe_trains_the_tag_by_name_and_scores_it_beside_real_data(tm
         ("pix2pix", "pix2pix.shapes", {"psnr", "ssim", "l1", "grad-ratio", "hf-ratio"}),
         ("cyclegan", "cyclegan.shapes32", {"psnr", "grad-ratio", "b2a_psnr", "b2a_hf-ratio"}),
         ("attngan", "attngan.shapes32", set()),  # its evaluator is generic here: whatever scores come back
+        ("mnist", "dcgan.mnist", {"fid", "precision", "fd_dom"}),
     ],
 )
 def test_recipes_train_the_tag_by_name_and_score_it_with_ganzoo_eval(name, tag, keys, tmp_path):
-    from benchmarks.quality import recipes
+    from benchmarks.quality import common, recipes
 
-    if name not in ganzoo.list_variants(tags=False):
-        pytest.skip(f"variant {name} is not installed")
+    variant = tag.split(".")[0]
+    if variant not in ganzoo.list_variants(tags=False):
+        pytest.skip(f"variant {variant} is not installed")
+    if name == "mnist":
+        from ganzoo.metrics.inception import find_inception_weights
+
+        if not (common.DATA / "mnist").is_dir():
+            pytest.skip(f"MNIST is not at {common.DATA / 'mnist'} (../shared/data/mnist or $GANZOO_SHARED_DATA)")
+        try:
+            find_inception_weights(download=False)
+        except (FileNotFoundError, ValueError) as e:
+            pytest.skip(f"the recipe is scored by FID: {e}")
     if name == "attngan":
         import os
         from pathlib import Path
@@ -85,17 +96,21 @@ def test_recipes_train_the_tag_by_name_and_score_it_with_ganzoo_eval(name, tag, 
     assert f"`{tag}` (ganzoo recipe)" in md and "Target:" in md and "--steps 20, -n 8" in md
     raw = json.loads((tmp_path / f"recipes_{name}.json").read_text())
     run = raw["runs"][0]
-    extra = " --eval-every 1000" if name == "cyclegan" else ""
+    extra = {"cyclegan": " --eval-every 1000", "mnist": " --data mnist:SHARED/mnist"}.get(name, "")
     assert run["command"] == f"ganzoo train {tag}{extra} --seed 0 --no-progress --steps 20" and run["train_seconds"] > 0
     ev = run["evals"]["test split"]
     assert ev["command"] == f"ganzoo eval RUN/{tag} --json --no-save -q -n 8" and ev["seconds"] > 0 and ev["n"] == 8
-    assert keys <= set(ev["scores"]) and ev["scores"] and all(isinstance(v, float) for v in ev["scores"].values())
+    scores = ev["scores"]
+    assert keys <= set(scores) and scores and all(isinstance(v, (int, float)) for v in scores.values())
     if name == "pix2pix":  # the L1-only row in the same run, and the sharpness verdicts against it
         assert [r["key"] for r in raw["runs"]] == ["pix2pix.shapes", "pix2pix.shapes_l1"]
         assert raw["runs"][1]["command"] == "ganzoo train pix2pix.shapes_l1 --seed 0 --no-progress --steps 20"
         assert "grad-ratio" in md and "above the L1-only model's" in md and "baseline `identity`" in md
     if name == "attngan":
         assert "R-precision" in md
+    if name == "mnist":  # the verdict sets the FID beside its target and the real-vs-real floor of the same N
+        assert ev["baselines"]["real_vs_real"]["fid"] >= 0
+        assert "(target at most 12:" in md and "floor at the same N" in md
     if name == "cyclegan":  # --eval-every records the last step too: a one-point curve, drawn and tabled
         assert [(p["step"], p["metric"]) for p in run["curve"]] == [(20, "psnr")] and run["curve"][0]["psnr"] > 0
         assert "Quality over time" in md and (tmp_path / "recipes_cyclegan_curve.png").stat().st_size > 0

@@ -4,8 +4,8 @@
 
 Experiments: mode2d, stacked_mnist, stacked_recipe, sr, anomaly, pix2pix, cyclegan, attngan, recipes (default: all but
 recipes, which trains every recipe by name for hours).
-``recipes`` takes ``--only NAME`` (repeatable: pix2pix, cyclegan, attngan, srgan, anomaly) and ``--runs-from DIR``
-(score runs made by hand instead of training; the layout is in ``benchmarks/quality/recipes.py``).
+``recipes`` takes ``--only NAME`` (repeatable: pix2pix, cyclegan, mnist, attngan, srgan, anomaly) and
+``--runs-from DIR`` (score runs made by hand instead of training; the layout is in ``benchmarks/quality/recipes.py``).
 ``small`` fits a 2-core CPU in minutes per experiment; ``medium`` and ``paper`` are the longer schedules for a GPU.
 Experiments whose reference data is absent are skipped with the reason.
 """

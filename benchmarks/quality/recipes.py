@@ -1,5 +1,5 @@
-"""Issue #14's recipes by name: each conditional task trained as a user would (``ganzoo train TAG``), timed as a whole
-command, and scored by ``ganzoo eval`` against the issue's targets.
+"""Issue #14's recipes (and #13's ``dcgan.mnist``) by name: each task trained as a user would (``ganzoo train TAG``),
+timed as a whole command, and scored by ``ganzoo eval`` against the issue's targets.
 
     python -m benchmarks.quality recipes --seeds 3 [--only NAME ...] [--runs-from DIR]
 
@@ -9,6 +9,8 @@ Recipes (``RECIPES``; SHARED stands for ``../shared/data``, or ``$GANZOO_SHARED_
   shape; targets: PSNR above 24.77 dB, ``grad-ratio`` and ``hf-ratio`` above the L1-only model's, within 600 s.
 - ``cyclegan``: ``ganzoo train cyclegan.shapes32 --seed S``; target A->B PSNR at least 25 dB against the hidden pairing
   within 1,200 s; ``ganzoo eval`` reports both directions (B->A as ``b2a_*``).
+- ``mnist``: ``ganzoo train dcgan.mnist --data mnist:SHARED/mnist --seed S``, scored by ``ganzoo eval RUN -n 2000``
+  (every unconditional evaluator, with its real-vs-real floor at the same N); target: FID at most 12 within 540 s.
 - ``attngan``: ``ganzoo train attngan.shapes32 --seed S``; every score ``ganzoo eval`` returns is reported; targets:
   ``r_precision`` at least 60 % and every per-attribute margin (score keys with ``margin`` in their name, in points)
   at least 20 points, within 1,200 s.
@@ -72,6 +74,8 @@ TINY_EVAL_N = 8
 AE_STEPS = 1_000_000  # the baseline's --steps: --max-minutes ends it
 PIX2PIX_PSNR = 24.77  # today's pix2pix.shapes PSNR, the number to beat
 CYCLE_PSNR = 25.0
+MNIST_FID = 12.0  # issue #13: dcgan.mnist at N = 2,000 against MNIST test (the train-vs-test floor is about 6)
+MNIST_N = 2000
 R_PRECISION = 0.60
 ATTRIBUTE_MARGIN = 20.0  # percentage points above chance, per attribute
 SR_PSNR = {"Set5": 30.5, "Set14": 27.4}
@@ -106,6 +110,7 @@ class Recipe:
     stage_model: str | None = None  # score this stage's model too (srgan: "pretrain")
     seconds_per: str = "command"  # what the time target bounds
     tiny_eval_n: int | None = TINY_EVAL_N  # -n of the evaluations at the tiny budget (None: the evaluator's own)
+    eval_n: int | None = None  # -n of the evaluations at the other budgets (None: the evaluator's own)
 
 
 def _anomaly_commands() -> tuple[Command, ...]:
@@ -179,6 +184,21 @@ def _pix2pix_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
         parts.append(f"{metric} {ours:.3f} (target above the L1-only model's {l1:.3f}: {_met(ours > l1)})")
     parts.append(_time_verdict(recipe, summary, ["pix2pix.shapes"]))
     return ["Target: " + "; ".join(parts) + "."]
+
+
+def _mnist_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
+    label = recipe.evals[0][0]
+    fid = _mean(_scores(summary, "dcgan.mnist", label, "fid"))
+    floors = [
+        r["evals"][label]["baselines"]["real_vs_real"]["fid"]
+        for r in summary["runs"]
+        if "fid" in r["evals"].get(label, {}).get("baselines", {}).get("real_vs_real", {})
+    ]
+    floor = f"; the real-vs-real floor at the same N {_mean(floors):.2f}" if floors else ""
+    return [
+        f"Target: FID {_beside(fid, MNIST_FID)} (target at most {MNIST_FID:.0f}: {_met(fid <= MNIST_FID)}{floor}); "
+        f"{_time_verdict(recipe, summary)}."
+    ]
 
 
 def _cyclegan_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
@@ -279,6 +299,21 @@ RECIPES: dict[str, Recipe] = {
             ),
             1200,
             verdict=_cyclegan_verdict,
+        ),
+        Recipe(
+            "mnist",
+            (
+                Command(
+                    "dcgan.mnist",
+                    "`dcgan.mnist` (ganzoo recipe)",
+                    "dcgan.mnist",
+                    ("--data", f"mnist:{SHARED}/mnist"),
+                ),
+            ),
+            540,
+            needs=("mnist",),
+            verdict=_mnist_verdict,
+            eval_n=MNIST_N,
         ),
         Recipe(
             "attngan",
@@ -484,7 +519,7 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
                 "train_seconds": float(times[command.key]),
                 "evals": {},
             }
-            n = recipe.tiny_eval_n if budget == "tiny" else None
+            n = recipe.tiny_eval_n if budget == "tiny" else recipe.eval_n
             for label, extra in recipe.evals:
                 row["evals"][label] = evaluate_run(run, extra, n)
             stage = _stage_model(run, recipe.stage_model) if recipe.stage_model else None
