@@ -169,7 +169,7 @@ def test_recipe_commands_and_options(tmp_path, capsys):
     assert recipes._stage_model(run, "pretrain") is None
     (run / "stages" / "pretrain.safetensors").write_bytes(b"")
     assert recipes._stage_model(run, "pretrain") == run / "stages" / "pretrain.safetensors"
-    assert main(["recipes", "--only", "nope"]) == 2 and "valid: pix2pix, cyclegan, attngan, srgan, anomaly" in (
+    assert main(["recipes", "--only", "nope"]) == 2 and "valid: pix2pix, cyclegan, mnist, attngan, srgan, anomaly" in (
         capsys.readouterr().err
     )
     assert main(["mode2d", "--only", "pix2pix"]) == 2 and "options of the recipes experiment" in capsys.readouterr().err
