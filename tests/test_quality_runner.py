@@ -4,6 +4,7 @@ and scoring, a few steps long. The numbers of the real budgets live in docs/benc
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -139,15 +140,65 @@ def test_recipes_score_runs_made_elsewhere_from_their_folders_and_times(tmp_path
     # Without the wall times the runs cannot be reported: skipped with the layout named.
     assert main([*argv, "--out", str(tmp_path / "x")]) == 0
     assert "times.json is absent" in capsys.readouterr().out and not (tmp_path / "x").exists()
-    (seed0 / "times.json").write_text(json.dumps({"pix2pix.shapes": 321.5, "pix2pix.shapes_l1": 250.0}))
+    times = {"pix2pix.shapes": 321.5, "pix2pix.shapes_l1": {"seconds": 250.0, "quiet": False}}
+    (seed0 / "times.json").write_text(json.dumps(times))
+    (runs / "pix2pix" / "timed.json").write_text(json.dumps({"pix2pix.shapes": [{"seed": 0, "seconds": 400}]}))
     assert main([*argv, "--out", str(tmp_path / "docs")]) == 0
     raw = json.loads((tmp_path / "docs" / "recipes_pix2pix.json").read_text())
     assert raw["runs_from"] == str(runs) and [r["train_seconds"] for r in raw["runs"]] == [321.5, 250.0]
     assert raw["runs"][0]["command"] == "ganzoo train pix2pix.shapes --seed 0 --no-progress --steps 20"
     assert set(raw["runs"][0]["evals"]["test split"]["scores"]) >= {"psnr", "grad-ratio", "hf-ratio"}
     md = (tmp_path / "docs" / "recipes_pix2pix.md").read_text()
-    assert "runs read from `--runs-from` (2 runs)" in md and "slowest command 322 s (target 600 s" in md
+    assert "runs read from `--runs-from` (2 runs)" in md
+    assert "the slowest of the 2 command(s) timed alone 400 s (target 600 s" in md
+    assert "| 250.0 (shared) |" in md and "Timed alone (`timed.json`" in md and raw["timed"][0]["train_seconds"] == 400
+    # --times-only: the same scores, the wall times read anew (here every run shared the machine), nothing evaluated.
+    (seed0 / "times.json").write_text(json.dumps({k: {"seconds": 900, "quiet": False} for k in times}))
+    (runs / "pix2pix" / "timed.json").unlink()
+    shutil.rmtree(seed0 / "pix2pix.shapes")  # no model to evaluate: the scores come from the report
+    assert main([*argv, "--times-only", "--out", str(tmp_path / "docs")]) == 0
+    again = json.loads((tmp_path / "docs" / "recipes_pix2pix.json").read_text())
+    assert [r["evals"] for r in again["runs"]] == [r["evals"] for r in raw["runs"]] and again["timed"] == []
+    assert [r["quiet"] for r in again["runs"]] == [False, False] and again["runs_from"] == raw["runs_from"]
+    md = (tmp_path / "docs" / "recipes_pix2pix.md").read_text()
+    assert "time not judged (target 600 s per command)" in md and "samples/step-00000002.png" in md
+    assert main([*argv, "--times-only", "--out", str(tmp_path / "nothing")]) == 0
+    assert "there are no scores to report again" in capsys.readouterr().out
     assert "samples/step-00000002.png" in md and (tmp_path / "docs" / "recipes_pix2pix.png").stat().st_size > 0
+
+
+def test_the_time_verdict_reads_only_commands_timed_alone(tmp_path):
+    from benchmarks.quality import recipes
+
+    recipe = recipes.RECIPES["pix2pix"]
+    keys = [c.key for c in recipe.commands]
+    assert recipes._time_entry(321.5, "t") == (321.5, True)
+    assert recipes._time_entry({"seconds": 900, "quiet": False}, "t") == (900.0, False)
+    for bad in ("321", True, {"seconds": 1, "shared": True}, {"quiet": False}):
+        with pytest.raises(ValueError, match="t: .* is not a wall time"):
+            recipes._time_entry(bad, "t")
+    # A run at one thread beside others is scored but is not a timing; a rerun alone (timed.json) is.
+    shared = {"key": "pix2pix.shapes", "train_seconds": 900.0, "quiet": False}
+    summary = {"runs": [shared, {"key": "pix2pix.shapes_l1", "train_seconds": 700.0}]}
+    verdict = recipes._time_verdict(recipe, summary, ["pix2pix.shapes"])
+    assert (
+        verdict
+        == "time not judged (target 600 s per command): no command was timed alone, every run shared the machine"
+    )
+    assert "1 command(s) timed alone 700 s" in recipes._time_verdict(recipe, summary)  # without keys: every command
+    timed = tmp_path / "timed.json"
+    assert recipes._timed_reruns(timed, keys) == []
+    timed.write_text(json.dumps({"pix2pix.shapes": [{"seed": 0, "seconds": 410.2}, {"seed": 1, "seconds": 612}]}))
+    summary["timed"] = recipes._timed_reruns(timed, keys)
+    assert summary["timed"][0] == {"key": "pix2pix.shapes", "seed": 0, "train_seconds": 410.2}
+    verdict = recipes._time_verdict(recipe, summary, ["pix2pix.shapes"])
+    assert verdict == "the slowest of the 2 command(s) timed alone 612 s (target 600 s per command: missed)"
+    timed.write_text(json.dumps({"pix2pix.nope": [{"seed": 0, "seconds": 1}]}))
+    with pytest.raises(ValueError, match="unknown run 'pix2pix.nope'; valid: pix2pix.shapes, pix2pix.shapes_l1"):
+        recipes._timed_reruns(timed, keys)
+    timed.write_text(json.dumps({"pix2pix.shapes": [{"seconds": 1}]}))
+    with pytest.raises(ValueError, match="is not"):
+        recipes._timed_reruns(timed, keys)
 
 
 def test_recipe_commands_and_options(tmp_path, capsys):
@@ -173,6 +224,7 @@ def test_recipe_commands_and_options(tmp_path, capsys):
         capsys.readouterr().err
     )
     assert main(["mode2d", "--only", "pix2pix"]) == 2 and "options of the recipes experiment" in capsys.readouterr().err
+    assert main(["recipes", "--times-only"]) == 2 and "--times-only needs --runs-from" in capsys.readouterr().err
     assert main(["recipes", "--runs-from", str(tmp_path / "absent")]) == 2
 
 

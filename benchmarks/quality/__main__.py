@@ -5,7 +5,8 @@
 Experiments: mode2d, stacked_mnist, stacked_recipe, sr, anomaly, pix2pix, cyclegan, attngan, recipes (default: all but
 recipes, which trains every recipe by name for hours).
 ``recipes`` takes ``--only NAME`` (repeatable: pix2pix, cyclegan, mnist, attngan, srgan, anomaly) and
-``--runs-from DIR`` (score runs made by hand instead of training; the layout is in ``benchmarks/quality/recipes.py``).
+``--runs-from DIR`` (score runs made by hand instead of training; the layout is in ``benchmarks/quality/recipes.py``;
+with ``--times-only`` the reports already written keep their scores and take DIR's wall times anew).
 ``small`` fits a 2-core CPU in minutes per experiment; ``medium`` and ``paper`` are the longer schedules for a GPU.
 Experiments whose reference data is absent are skipped with the reason.
 """
@@ -47,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--only", action="append", metavar="NAME", help="recipes: run only this recipe (repeatable)")
     ap.add_argument("--runs-from", dest="runs_from", metavar="DIR", help="recipes: score the runs in DIR, no training")
+    ap.add_argument(
+        "--times-only",
+        action="store_true",
+        help="recipes with --runs-from: keep the scores of the reports in --out, read only DIR's wall times anew",
+    )
     args = ap.parse_args(argv)
     unknown = [e for e in args.experiments if e not in EXPERIMENTS]
     if unknown:
@@ -55,9 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         print(f"--seeds must be at least 1, got {args.seeds}", file=sys.stderr)
         return 2
-    recipe_options = {"only": args.only, "runs_from": Path(args.runs_from) if args.runs_from else None}
-    if (args.only or args.runs_from) and "recipes" not in args.experiments:
-        print("--only and --runs-from are options of the recipes experiment", file=sys.stderr)
+    recipe_options = {
+        "only": args.only,
+        "runs_from": Path(args.runs_from) if args.runs_from else None,
+        "times_only": args.times_only,
+    }
+    if (args.only or args.runs_from or args.times_only) and "recipes" not in args.experiments:
+        print("--only, --runs-from and --times-only are options of the recipes experiment", file=sys.stderr)
+        return 2
+    if args.times_only and not args.runs_from:
+        print("--times-only needs --runs-from DIR (the folder whose times.json files to read)", file=sys.stderr)
         return 2
     if args.only:
         from .recipes import RECIPES

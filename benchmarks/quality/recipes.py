@@ -32,10 +32,12 @@ per-seed rows, and a verdict line per target. Commands run one at a time with to
 times are those of a quiet machine. The ``tiny`` budget adds ``--steps 20`` to every command, scores 8 items
 (``-n 8``, the whole test split for anomaly models) and trains digit 0 only: a smoke test of the code, not a result.
 
-``--runs-from DIR`` scores runs made elsewhere with the same commands instead of training. Layout::
+``--runs-from DIR`` scores runs made elsewhere with the same commands instead of training (with ``--times-only``, it
+keeps the scores of the reports already in ``--out`` and reads only the wall times anew, evaluating nothing). Layout::
 
     DIR/<recipe>/<seed>/<run>/          a run folder of `ganzoo train --out` (model.safetensors, run.json ...)
     DIR/<recipe>/<seed>/times.json      {"<run>": wall seconds of its whole `ganzoo train` command, ...}
+    DIR/<recipe>/timed.json             optional: {"<run>": [{"seed": S, "seconds": X}, ...]}
 
 where ``<recipe>`` is a name of ``RECIPES``, ``<seed>`` the integer seed (0, 1, ...; ``--seeds`` says how many are
 read), and ``<run>`` the run's key: its tag (``pix2pix.shapes``, ``pix2pix.shapes_l1``, ``cyclegan.shapes32``,
@@ -43,6 +45,12 @@ read), and ``<run>`` the run's key: its tag (``pix2pix.shapes``, ``pix2pix.shape
 ``ganomaly.mnist_ae-d3``). An optional ``DIR/<recipe>/conditions.txt`` says how those runs shared the machine (threads,
 other jobs); the report quotes it beside the wall times. Training writes the same layout into a temporary folder and
 scores it with the same code.
+
+Only a command that ran alone on the machine with torch's default threads is a timing. In ``times.json`` a number is
+such a run; a run that shared the machine (one thread beside other runs, as quality runs often do) is written
+``{"seconds": X, "quiet": false}``: scored and shown with its wall time, but left out of the time verdict.
+``timed.json`` lists reruns of the same commands made alone only to time them (scored nowhere). The time verdict
+takes the slowest of the timings, and says "not judged" when there is none.
 """
 
 from __future__ import annotations
@@ -154,14 +162,57 @@ def _scores(summary: dict[str, Any], key: str, evaluation: str, score: str) -> l
     ]
 
 
-def _slowest(summary: dict[str, Any], keys: Sequence[str] | None = None) -> float:
-    return max(r["train_seconds"] for r in summary["runs"] if keys is None or r["key"] in keys)
+def _timings(summary: dict[str, Any], keys: Sequence[str] | None = None) -> list[float]:
+    """Wall times of the commands (of ``keys``, or all) that ran alone: the quiet scored runs and the timed reruns."""
+    runs = [r for r in summary["runs"] if r.get("quiet", True)] + list(summary.get("timed", ()))
+    return [r["train_seconds"] for r in runs if keys is None or r["key"] in keys]
 
 
 def _time_verdict(recipe: Recipe, summary: dict[str, Any], keys: Sequence[str] | None = None) -> str:
-    slow = _slowest(summary, keys)
     target = f"target {recipe.target_seconds:.0f} s per {recipe.seconds_per}"
-    return f"slowest command {slow:.0f} s ({target}: {_met(slow <= recipe.target_seconds)})"
+    timed = _timings(summary, keys)
+    if not timed:
+        return f"time not judged ({target}): no command was timed alone, every run shared the machine"
+    slow = max(timed)
+    return (
+        f"the slowest of the {len(timed)} command(s) timed alone {slow:.0f} s "
+        f"({target}: {_met(slow <= recipe.target_seconds)})"
+    )
+
+
+def _time_entry(value: Any, where: str) -> tuple[float, bool]:
+    """``(seconds, quiet)`` of a ``times.json`` entry: a number (a run alone on the machine) or ``{"seconds": X,
+    "quiet": false}`` (a run that shared it).
+
+    :raises ValueError: for anything else, naming ``where``.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value), True
+    if isinstance(value, dict) and isinstance(value.get("seconds"), (int, float)):
+        quiet = value.get("quiet", True)
+        if isinstance(quiet, bool) and set(value) <= {"seconds", "quiet"}:
+            return float(value["seconds"]), quiet
+    raise ValueError(f'{where}: {value!r} is not a wall time (seconds, or {{"seconds": X, "quiet": false}})')
+
+
+def _timed_reruns(path: Path, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The reruns of a ``timed.json`` (``{"<run>": [{"seed": S, "seconds": X}, ...]}``) as ``{"key", "seed",
+    "train_seconds"}``, or none without the file.
+
+    :raises ValueError: for a run key that is not one of ``keys`` or an entry without a seed and seconds.
+    """
+    if not path.is_file():
+        return []
+    out = []
+    for key, entries in json.loads(path.read_text()).items():
+        if key not in keys:
+            raise ValueError(f"{path}: unknown run {key!r}; valid: {', '.join(keys)}")
+        for e in entries:
+            ok = isinstance(e, dict) and isinstance(e.get("seed"), int) and isinstance(e.get("seconds"), (int, float))
+            if not ok:
+                raise ValueError(f'{path}: {key}: {e!r} is not {{"seed": S, "seconds": X}}')
+            out.append({"key": key, "seed": e["seed"], "train_seconds": float(e["seconds"])})
+    return out
 
 
 def _beside(value: float, bound: float, digits: int = 2) -> str:
@@ -498,7 +549,9 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
 
     :returns: ``{"runs": [...], "picture": ...}`` with one entry per run and seed.
     """
+    keys = [c.key for c in recipe.commands]
     summary: dict[str, Any] = {"runs": [], "picture": None, "curve": None}
+    summary["timed"] = _timed_reruns(runs / "timed.json", keys)
     for seed in range(seeds):
         folder = runs / str(seed)
         times_path = folder / "times.json"
@@ -511,12 +564,16 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
                 if recipe.name != "anomaly":
                     raise Skip(f"{run} or its wall time in {times_path} is absent")
                 continue  # a digit not run: the verdict counts the digits it has
+            seconds, quiet = _time_entry(times[command.key], f"{times_path}: {command.key}")
             same = times.get(command.same_time_as or "")
+            if same is not None:
+                same = _time_entry(same, f"{times_path}: {command.same_time_as}")[0]
             row: dict[str, Any] = {
                 "key": command.key,
                 "seed": seed,
                 "command": _shown(train_args(command, seed, budget, same)),
-                "train_seconds": float(times[command.key]),
+                "train_seconds": seconds,
+                "quiet": quiet,
                 "evals": {},
             }
             n = recipe.tiny_eval_n if budget == "tiny" else recipe.eval_n
@@ -543,6 +600,37 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
     return summary
 
 
+def scores_from_report(recipe: Recipe, seeds: int, runs: Path, out: Path) -> dict[str, Any]:
+    """The summary of the recipe's earlier report ``out/recipes_<name>.json`` (its commands, scores, curves and
+    picture, seeds below ``seeds``) with the wall times read anew from ``runs`` (each seed's ``times.json`` and the
+    recipe's ``timed.json``): a report whose wall times change is written again without evaluating any model.
+
+    :raises Skip: when the report or a run's wall time is absent.
+    """
+    path = out / f"recipes_{recipe.name}.json"
+    if not path.is_file():
+        raise Skip(f"{path} is absent: there are no scores to report again")
+    keys = [c.key for c in recipe.commands]
+    earlier = json.loads(path.read_text())
+    summary: dict[str, Any] = {"runs": [], "picture": None, "curve": None, "times_from": str(runs.parent)}
+    summary["timed"] = _timed_reruns(runs / "timed.json", keys)
+    summary["runs_from"] = earlier.get("runs_from")  # where the scored runs were
+    for row in earlier["runs"]:
+        if row["seed"] >= seeds:
+            continue
+        times_path = runs / str(row["seed"]) / "times.json"
+        times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+        if row["key"] not in times:
+            raise Skip(f"the wall time of {row['key']} (seed {row['seed']}) is absent from {times_path}")
+        row["train_seconds"], row["quiet"] = _time_entry(times[row["key"]], f"{times_path}: {row['key']}")
+        summary["runs"].append(row)
+        summary["picture"] = summary["picture"] or row.get("picture")
+    curve = f"recipes_{recipe.name}_curve.png"
+    if (out / curve).is_file() and any(r.get("curve") for r in summary["runs"]):
+        summary["curve"] = curve
+    return summary
+
+
 # ---- the report ----------------------------------------------------------------------------------------------------
 
 
@@ -557,7 +645,17 @@ def write_report(
     command and evaluation, the baselines ``ganzoo eval`` printed, the verdicts, and the per-seed rows."""
     report = Report(f"recipes_{recipe.name}", out, budget, seeds)
     report.raw.update(
-        {"recipe": recipe.name, "runs": summary["runs"], "runs_from": None if runs_from is None else str(runs_from)}
+        {
+            "recipe": recipe.name,
+            "runs": summary["runs"],
+            "timed": summary.get("timed", []),
+            "runs_from": summary["runs_from"]
+            if "runs_from" in summary
+            else None
+            if runs_from is None
+            else str(runs_from),
+            **({"times_from": summary["times_from"]} if "times_from" in summary else {}),
+        }
     )
     runs = summary["runs"]
     length = (
@@ -634,11 +732,20 @@ def write_report(
         scores = ", ".join(f"{k} {_fmt(v)}" for k, v in shown[:PER_SEED_SCORES])
         scores += f", ... ({len(shown) - PER_SEED_SCORES} more)" if len(shown) > PER_SEED_SCORES else ""
         eval_s = sum(e["seconds"] for e in r["evals"].values())
-        per_seed.append([r["seed"], f"`{r['command']}`", r["train_seconds"], f"{eval_s:.1f}", scores])
-    report.add("Per seed (scores of the first evaluation; every evaluation in the JSON):", "")
+        train_s = f"{r['train_seconds']}" + ("" if r.get("quiet", True) else " (shared)")
+        per_seed.append([r["seed"], f"`{r['command']}`", train_s, f"{eval_s:.1f}", scores])
+    report.add(
+        'Per seed (scores of the first evaluation; every evaluation in the JSON; "shared": the run shared the '
+        "machine, so its wall time is not a timing):",
+        "",
+    )
     report.add(
         *table(["seed", "command", "train s", "eval s", "scores"], per_seed, right=[True, False, True, True, False]), ""
     )
+    if summary.get("timed"):
+        reruns = [[t["seed"], f"`{t['key']}`", t["train_seconds"]] for t in summary["timed"]]
+        report.add("Timed alone (`timed.json`: the same commands rerun alone on the machine to time them):", "")
+        report.add(*table(["seed", "run", "train s"], reruns, right=[True, False, True]), "")
     for r in runs:
         if r.get("stage_model", "absent") is None:
             report.add(f"Seed {r['seed']}: the run has no model of its {recipe.stage_model} stage (stages/).", "")
@@ -664,7 +771,14 @@ def write_report(
     return report.write()
 
 
-def run(budget: str, seeds: int, out: Path, only: Sequence[str] | None = None, runs_from: Path | None = None) -> Path:
+def run(
+    budget: str,
+    seeds: int,
+    out: Path,
+    only: Sequence[str] | None = None,
+    runs_from: Path | None = None,
+    times_only: bool = False,
+) -> Path:
     """Train (or read from ``runs_from``) and score the recipes ``only`` (default: all); write
     ``<out>/recipes_<name>.md/.json/.png`` for each.
 
@@ -673,6 +787,8 @@ def run(budget: str, seeds: int, out: Path, only: Sequence[str] | None = None, r
     :param out: the report folder.
     :param only: recipe names of :data:`RECIPES`.
     :param runs_from: score the runs in this folder (layout in the module docstring) instead of training.
+    :param times_only: with ``runs_from``: keep the scores of the reports already in ``out`` and read only the wall
+        times (and ``conditions.txt``) from ``runs_from`` (:func:`scores_from_report`).
     :returns: the first report written.
     """
     names = list(only or RECIPES)
@@ -695,7 +811,12 @@ def run(budget: str, seeds: int, out: Path, only: Sequence[str] | None = None, r
                         train_recipe(recipe, seed, budget, runs / str(seed))
                 else:
                     runs = Path(runs_from) / name
-                summary = score_recipe(recipe, seeds, budget, runs, Path(out))
+                if times_only:
+                    if runs_from is None:
+                        raise ValueError("times_only needs runs_from: the folder of the wall times")
+                    summary = scores_from_report(recipe, seeds, runs, Path(out))
+                else:
+                    summary = score_recipe(recipe, seeds, budget, runs, Path(out))
             path = write_report(recipe, summary, budget, seeds, Path(out), runs_from)
         except Skip as e:
             print(f"recipes {name}: skipped: {e}")
