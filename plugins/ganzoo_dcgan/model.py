@@ -22,18 +22,28 @@ def plan(image_size: int) -> tuple[int, int]:
 
 
 class Generator(nn.Module):
-    def __init__(self, nz: int, ngf: int, nc: int, image_size: int, num_classes: int = 0):
+    def __init__(self, nz: int, ngf: int, nc: int, image_size: int, num_classes: int = 0, fc: int = 0):
         super().__init__()
         base, k = plan(image_size)
         self.num_classes = num_classes
         if num_classes:
             self.embed = nn.Embedding(num_classes, nz)
         ch = ngf * 2 ** (k - 1)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(nz * (2 if num_classes else 1), ch, base, 1, 0, bias=False),
-            nn.BatchNorm2d(ch),
-            nn.ReLU(True),
-        ]
+        nz_in = nz * (2 if num_classes else 1)
+        layers: list[nn.Module] = []
+        if fc:
+            # InfoGAN's MNIST generator: two fully connected layers make the first map.
+            self.fc = nn.Sequential(
+                nn.Linear(nz_in, fc, bias=False),
+                nn.BatchNorm1d(fc),
+                nn.ReLU(True),
+                nn.Linear(fc, ch * base * base, bias=False),
+                nn.BatchNorm1d(ch * base * base),
+                nn.ReLU(True),
+                nn.Unflatten(1, (ch, base, base)),
+            )
+        else:
+            layers += [nn.ConvTranspose2d(nz_in, ch, base, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
         for _ in range(k - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
@@ -43,6 +53,8 @@ class Generator(nn.Module):
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         if self.num_classes:
             z = torch.cat([z, self.embed(y)[:, :, None, None].to(z.dtype)], 1)
+        if hasattr(self, "fc"):
+            z = self.fc(z.flatten(1))
         return self.main(z)
 
 
@@ -50,7 +62,7 @@ class Discriminator(nn.Module):
     """Outputs logits (the sigmoid lives in the loss). With ``num_classes`` it is a projection discriminator
     (Miyato & Koyama 2018): logit = w^T h + embed(y)^T h on the last feature map's spatial sum."""
 
-    def __init__(self, ndf: int, nc: int, image_size: int, num_classes: int = 0, pack: int = 1):
+    def __init__(self, ndf: int, nc: int, image_size: int, num_classes: int = 0, pack: int = 1, fc: int = 0):
         super().__init__()
         base, k = plan(image_size)
         self.pack, self.num_classes = pack, num_classes
@@ -63,6 +75,16 @@ class Discriminator(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             ch *= 2
+        if fc:
+            # InfoGAN's MNIST discriminator: a fully connected hidden layer before the logit.
+            layers += [
+                nn.Flatten(),
+                nn.Linear(ch * base * base, fc, bias=False),
+                nn.BatchNorm1d(fc),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Unflatten(1, (fc, 1, 1)),
+            ]
+            ch, base = fc, 1
         self.features = nn.Sequential(*layers)
         self.head = nn.Conv2d(ch, 1, base, 1, 0, bias=False)
         if num_classes:

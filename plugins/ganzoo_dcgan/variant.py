@@ -33,6 +33,11 @@ class DCGANConfig(DRSOptions, GANConfig):
     nz: int = help("size of the latent vector z", 100)
     ngf: int = help("generator width (channels of its last hidden layer)", 64)
     ndf: int = help("discriminator width (channels of its first layer)", 64)
+    fc: int = help(
+        "units of a fully connected hidden layer in G (before its first map) and in D (before its logit), as "
+        "InfoGAN's MNIST networks (0: none, the DCGAN paper's all-convolutional networks)",
+        0,
+    )
     num_classes: int = help("0: unconditional; >0: class-conditional G and a projection discriminator", 0)
     spectral_norm: bool = help("spectral normalisation on every discriminator layer", False)
     pack: int = help("PacGAN packing degree: D judges this many samples at once (1 = off)", 1)
@@ -55,6 +60,8 @@ class DCGANConfig(DRSOptions, GANConfig):
         require(
             self, at_least_1=("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"), fraction=("lr_decay",)
         )
+        if self.fc < 0:
+            raise ConfigError(f"fc must be >= 0 (0: no fully connected layer), got {self.fc}")
         if self.num_classes < 0:
             raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
         if self.num_classes and self.pack > 1:
@@ -118,8 +125,8 @@ class DCGAN(RejectionSampling, GANVariant):
         super().__init__(config)
         c = self.config
         self.adv = get_loss(c.loss)
-        self.G = init_weights(Generator(c.nz, c.ngf, c.channels, c.image_size, c.num_classes))
-        self.D = init_weights(Discriminator(c.ndf, c.channels, c.image_size, c.num_classes, c.pack))
+        self.G = init_weights(Generator(c.nz, c.ngf, c.channels, c.image_size, c.num_classes, c.fc))
+        self.D = init_weights(Discriminator(c.ndf, c.channels, c.image_size, c.num_classes, c.pack, c.fc))
         if c.spectral_norm:
             spectral_norm_all(self.D)
 
