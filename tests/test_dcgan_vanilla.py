@@ -93,23 +93,25 @@ def test_demo_tag_is_the_make_demo_recipe():
 
 
 def test_mnist_tag_is_the_recipe_of_the_benchmarks():
-    # docs/benchmarks.md "MNIST recipe": the tag by name trains batch 128 at Adam 2e-3 for 4,500 steps.
+    # docs/benchmarks.md "MNIST recipe": the tag by name trains the FC networks at batch 128, D 2e-4 and G 1e-3,
+    # for 6,000 steps.
     v = ganzoo.create("dcgan.mnist")
     c = v.config
-    assert (c.image_size, c.channels, c.data, c.batch_size, c.lr_g, c.lr_d) == (28, 1, "mnist", 128, 2e-3, 2e-3)
-    assert v.default_steps == 4500 and v.batch_size == 128
+    assert (c.image_size, c.channels, c.data, c.fc, c.batch_size) == (28, 1, "mnist", 256, 128)
+    assert (c.lr_g, c.lr_d, c.beta1) == (1e-3, 2e-4, 0.5)
+    assert v.default_steps == 6000 and v.batch_size == 128
 
 
 def test_dcgan_fc_layers_are_infogans_mnist_networks():
     # fc=1024 at 28x28: InfoGAN's MNIST nets (G: FC 1024, FC 7x7x128, deconv 64, deconv 1; D: conv 64, conv 128,
     # FC 1024, logit), each layer but the first of D and the last of G with batch norm.
-    v = ganzoo.create("dcgan.mnist", fc=1024)
+    v = ganzoo.create("dcgan.mnist", fc=1024)  # the tag's own fc is 256
     assert count(v.G) == 100 * 1024 + 2 * 1024 + 1024 * 6272 + 2 * 6272 + 128 * 64 * 16 + 2 * 64 + 64 * 16
     assert count(v.D) == 64 * 16 + 64 * 128 * 16 + 2 * 128 + 6272 * 1024 + 2 * 1024 + 1024
     x = v.G(torch.randn(3, 100, 1, 1))
     assert x.shape == (3, 1, 28, 28) and x.abs().max() <= 1 and v.D(x).shape == (3,)
     # Without fc the networks and their checkpoint keys are the DCGAN paper's, as before the option.
-    plain = ganzoo.create("dcgan.mnist")
+    plain = ganzoo.create("dcgan", image_size=28, channels=1)
     assert not hasattr(plain.G, "fc") and list(plain.G.state_dict())[0] == "main.0.weight"
     assert list(plain.D.state_dict())[-1] == "head.weight"
     cond = ganzoo.create("dcgan.cond", image_size=32, ngf=8, ndf=8, fc=16)
