@@ -110,7 +110,7 @@ class DCGAN(RejectionSampling, GANVariant):
     }
     tag_descriptions = {
         "mnist": "28x28 grayscale on MNIST (--data mnist:DIR): InfoGAN-style FC layers (fc=256), batch 128 at Adam "
-        "D 2e-4 / G 1e-3, 6,000 steps, about 7 minutes on two CPU cores",
+        "D 2e-4 / G 1e-3, 6,000 steps, 6-13 minutes on two CPU cores",
         "shapes32": "32x32 images",
         "demo": "32x32, ngf = ndf = 32, batch 16 at Adam 1e-3, 3,000 steps: the `make demo` model, about a minute on "
         "a 2-core CPU",
