@@ -112,7 +112,7 @@ def test_dcgan_fc_layers_are_infogans_mnist_networks():
     assert x.shape == (3, 1, 28, 28) and x.abs().max() <= 1 and v.D(x).shape == (3,)
     # Without fc the networks and their checkpoint keys are the DCGAN paper's, as before the option.
     plain = ganzoo.create("dcgan", image_size=28, channels=1)
-    assert not hasattr(plain.G, "fc") and list(plain.G.state_dict())[0] == "main.0.weight"
+    assert plain.G.fc is None and list(plain.G.state_dict())[0] == "main.0.weight"
     assert list(plain.D.state_dict())[-1] == "head.weight"
     cond = ganzoo.create("dcgan.cond", image_size=32, ngf=8, ndf=8, fc=16)
     out = cond.G(torch.randn(4, 100, 1, 1), torch.tensor([0, 1, 2, 3]))

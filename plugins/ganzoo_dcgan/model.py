@@ -1,6 +1,7 @@
 """DCGAN networks. At 64x64 with nz=100 and ngf=ndf=64 they have exactly the layers (and parameter counts:
 G 3,576,704, D 2,765,568) of the widely used pytorch/examples implementation; other sizes drop or add one
-stride-2 layer per factor of two and start from a 4x4 (or 7x7 for 28x28) map."""
+stride-2 layer per factor of two and start from a 4x4 (or 7x7 for 28x28) map. With ``fc`` units, G makes that first
+map with two fully connected layers and D ends in one before its logit (InfoGAN's MNIST networks at ``fc=1024``)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Generator(nn.Module):
         ch = ngf * 2 ** (k - 1)
         nz_in = nz * (2 if num_classes else 1)
         layers: list[nn.Module] = []
+        self.fc: nn.Module | None = None
         if fc:
             # InfoGAN's MNIST generator: two fully connected layers make the first map.
             self.fc = nn.Sequential(
@@ -53,7 +55,7 @@ class Generator(nn.Module):
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         if self.num_classes:
             z = torch.cat([z, self.embed(y)[:, :, None, None].to(z.dtype)], 1)
-        if hasattr(self, "fc"):
+        if self.fc is not None:
             z = self.fc(z.flatten(1))
         return self.main(z)
 
