@@ -195,6 +195,18 @@ def _time_entry(value: Any, where: str) -> tuple[float, bool]:
     raise ValueError(f'{where}: {value!r} is not a wall time (seconds, or {{"seconds": X, "quiet": false}})')
 
 
+def _read_times(folder: Path) -> dict[str, tuple[float, bool]]:
+    """``folder/times.json`` as run key -> ``(seconds, quiet)`` (:func:`_time_entry`).
+
+    :raises Skip: when the file is absent.
+    :raises ValueError: for an entry that is not a wall time.
+    """
+    path = folder / "times.json"
+    if not path.is_file():
+        raise Skip(f"{path} is absent (--runs-from layout: DIR/<recipe>/<seed>/<run>/ and times.json)")
+    return {key: _time_entry(value, f"{path}: {key}") for key, value in json.loads(path.read_text()).items()}
+
+
 def _timed_reruns(path: Path, keys: Sequence[str]) -> list[dict[str, Any]]:
     """The reruns of a ``timed.json`` (``{"<run>": [{"seed": S, "seconds": X}, ...]}``) as ``{"key", "seed",
     "train_seconds"}``, or none without the file.
@@ -554,20 +566,15 @@ def score_recipe(recipe: Recipe, seeds: int, budget: str, runs: Path, out: Path)
     summary["timed"] = _timed_reruns(runs / "timed.json", keys)
     for seed in range(seeds):
         folder = runs / str(seed)
-        times_path = folder / "times.json"
-        if not times_path.is_file():
-            raise Skip(f"{times_path} is absent (--runs-from layout: DIR/<recipe>/<seed>/<run>/ and times.json)")
-        times = json.loads(times_path.read_text())
+        times = _read_times(folder)
         for command in recipe.commands:
             run = folder / command.key
             if not (run / "model.safetensors").is_file() or command.key not in times:
                 if recipe.name != "anomaly":
-                    raise Skip(f"{run} or its wall time in {times_path} is absent")
+                    raise Skip(f"{run} or its wall time in {folder / 'times.json'} is absent")
                 continue  # a digit not run: the verdict counts the digits it has
-            seconds, quiet = _time_entry(times[command.key], f"{times_path}: {command.key}")
-            same = times.get(command.same_time_as or "")
-            if same is not None:
-                same = _time_entry(same, f"{times_path}: {command.same_time_as}")[0]
+            seconds, quiet = times[command.key]
+            same = times[command.same_time_as][0] if command.same_time_as in times else None
             row: dict[str, Any] = {
                 "key": command.key,
                 "seed": seed,
@@ -618,11 +625,10 @@ def scores_from_report(recipe: Recipe, seeds: int, runs: Path, out: Path) -> dic
     for row in earlier["runs"]:
         if row["seed"] >= seeds:
             continue
-        times_path = runs / str(row["seed"]) / "times.json"
-        times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+        times = _read_times(runs / str(row["seed"]))
         if row["key"] not in times:
-            raise Skip(f"the wall time of {row['key']} (seed {row['seed']}) is absent from {times_path}")
-        row["train_seconds"], row["quiet"] = _time_entry(times[row["key"]], f"{times_path}: {row['key']}")
+            raise Skip(f"the wall time of {row['key']} (seed {row['seed']}) is absent from its times.json")
+        row["train_seconds"], row["quiet"] = times[row["key"]]
         summary["runs"].append(row)
         summary["picture"] = summary["picture"] or row.get("picture")
     curve = f"recipes_{recipe.name}_curve.png"
@@ -649,11 +655,8 @@ def write_report(
             "recipe": recipe.name,
             "runs": summary["runs"],
             "timed": summary.get("timed", []),
-            "runs_from": summary["runs_from"]
-            if "runs_from" in summary
-            else None
-            if runs_from is None
-            else str(runs_from),
+            # A report written again with --times-only keeps the folder its scored runs came from.
+            "runs_from": summary.get("runs_from", None if runs_from is None else str(runs_from)),
             **({"times_from": summary["times_from"]} if "times_from" in summary else {}),
         }
     )
@@ -791,6 +794,8 @@ def run(
         times (and ``conditions.txt``) from ``runs_from`` (:func:`scores_from_report`).
     :returns: the first report written.
     """
+    if times_only and runs_from is None:
+        raise ValueError("times_only needs runs_from: the folder of the wall times")
     names = list(only or RECIPES)
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
@@ -812,8 +817,6 @@ def run(
                 else:
                     runs = Path(runs_from) / name
                 if times_only:
-                    if runs_from is None:
-                        raise ValueError("times_only needs runs_from: the folder of the wall times")
                     summary = scores_from_report(recipe, seeds, runs, Path(out))
                 else:
                     summary = score_recipe(recipe, seeds, budget, runs, Path(out))
