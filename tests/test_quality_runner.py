@@ -16,15 +16,30 @@ from benchmarks.quality.__main__ import main
 def test_mode2d_trains_the_recipe_by_name_and_writes_table_numbers_and_picture(tmp_path):
     from benchmarks.quality import mode2d
 
-    md = mode2d.run("tiny", 1, tmp_path, ("ring8",)).read_text()
+    # Two jobs: the scored run shares the machine, so the time verdict reads seed 0 trained again alone.
+    md = mode2d.run("tiny", 1, tmp_path, ("ring8",), jobs=2).read_text()
     assert "### ring8" in md and "`vanilla.ring8` (ganzoo recipe)" in md and "published" in md
     assert "Target:" in md and "real test points" in md
     raw = json.loads((tmp_path / "mode2d.json").read_text())
     (run,) = raw["ring8"]
+    assert run["quiet"] is False and f"{run['train_seconds']} (shared)" in md
+    timed = raw["ring8_timed"]["train_seconds"]
+    assert timed > 0 and f"seed 0 timed alone {timed:.0f} s (target 300 s: met)" in md
     assert 0 <= run["modes"] <= 8 and 0.0 <= run["high_quality"] <= 1.0
     assert run["command"] == "OMP_NUM_THREADS=1 ganzoo train vanilla.ring8 --seed 0 --no-progress --steps 20"
     assert run["train_seconds"] > 0 and run["real_test_points"]["modes"] == 8
     assert (tmp_path / "mode2d.png").stat().st_size > 0
+
+
+def test_mode2d_time_verdict_reads_only_runs_made_alone():
+    from benchmarks.quality.mode2d import _verdict
+
+    run = {"modes": 8, "high_quality": 0.99, "reverse_kl": 0.01, "seed": 0}
+    quiet, shared = {**run, "train_seconds": 310.0, "quiet": True}, {**run, "train_seconds": 900.0, "quiet": False}
+    assert "slowest run 310 s (target 300 s: missed)" in _verdict("ring8", [quiet, shared])
+    assert "time not judged" in _verdict("ring8", [shared])
+    timed = {"seed": 0, "train_seconds": 250.0}
+    assert "seed 0 timed alone 250 s (target 300 s: met)" in _verdict("ring8", [shared], timed)
 
 
 def test_bad_arguments_and_missing_data(tmp_path, monkeypatch, capsys):
