@@ -93,13 +93,15 @@ def test_demo_tag_is_the_make_demo_recipe():
 
 
 def test_mnist_tag_is_the_recipe_of_the_benchmarks():
-    # docs/benchmarks.md "MNIST recipe": the tag by name trains the FC networks at batch 128, D 2e-4 and G 1e-3,
-    # for 6,000 steps.
+    # docs/benchmarks.md "MNIST recipe": the tag by name trains the FC networks at batch 128, D 2e-4 and G 1e-3
+    # decaying linearly to 0 over the last 30 % of its 6,000 steps.
     v = ganzoo.create("dcgan.mnist")
     c = v.config
     assert (c.image_size, c.channels, c.data, c.fc, c.batch_size) == (28, 1, "mnist", 256, 128)
-    assert (c.lr_g, c.lr_d, c.beta1) == (1e-3, 2e-4, 0.5)
+    assert (c.lr_g, c.lr_d, c.beta1, c.lr_decay) == (1e-3, 2e-4, 0.5, 0.3)
     assert v.default_steps == 6000 and v.batch_size == 128
+    d, g = v.stages()[0].phases
+    assert v.lr_factor(d, 4199, 6000) == 1.0 and v.lr_factor(g, 5100, 6000) == pytest.approx(0.5, abs=1e-3)
 
 
 def test_dcgan_fc_layers_are_infogans_mnist_networks():
