@@ -112,7 +112,7 @@ def _picture(data: str, run_dir: Path, seed: int) -> torch.Tensor:
 
 def _timing(stats: list[dict], timed: dict | None) -> tuple[float, str] | None:
     """The wall time the verdict judges and what it is: the slowest run made alone, else the rerun timed alone."""
-    quiet = [s["train_seconds"] for s in stats if s.get("quiet", True)]
+    quiet = [s["train_seconds"] for s in stats if s["quiet"]]
     if quiet:
         return max(quiet), f"slowest run {max(quiet):.0f} s"
     if timed is not None:

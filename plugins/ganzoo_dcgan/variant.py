@@ -82,7 +82,7 @@ class DCGAN(RejectionSampling, GANVariant):
     tags = {
         # Issue #13's MNIST recipe: InfoGAN's fully connected layers (narrowed to 256 units) and rates (D 2e-4, G 1e-3)
         # at batch 128 for 6,000 steps, both rates decaying linearly to 0 over the last 30 %; the FC layers took the FID
-        # from 21 to 12, the decay from 12.2 to 11.8 (docs/benchmarks.md, "MNIST recipe").
+        # from 21 to 12.2, the decay on to 11.5 (docs/benchmarks.md, "MNIST recipe").
         "mnist": {
             "image_size": 28,
             "channels": 1,
@@ -112,7 +112,7 @@ class DCGAN(RejectionSampling, GANVariant):
     }
     tag_descriptions = {
         "mnist": "28x28 grayscale on MNIST (--data mnist:DIR): InfoGAN-style FC layers (fc=256), batch 128 at Adam "
-        "D 2e-4 / G 1e-3 decaying to 0 over the last 30 %, 6,000 steps, 6-13 minutes on two CPU cores",
+        "D 2e-4 / G 1e-3 decaying to 0 over the last 30 %, 6,000 steps, 6-12 minutes on two CPU cores",
         "shapes32": "32x32 images",
         "demo": "32x32, ngf = ndf = 32, batch 16 at Adam 1e-3, 3,000 steps: the `make demo` model, about a minute on "
         "a 2-core CPU",
