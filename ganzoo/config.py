@@ -55,13 +55,19 @@ def help(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:  # no
 
 
 def require(
-    config: Any, *, at_least_1: tuple[str, ...] = (), positive: tuple[str, ...] = (), fraction: tuple[str, ...] = ()
+    config: Any,
+    *,
+    at_least_1: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+    fraction: tuple[str, ...] = (),
 ) -> None:
-    """Range checks shared by the variant configs' ``validate()``: integers that must be >= 1, numbers > 0 and
+    """Range checks shared by the configs' ``validate()``: integers that must be >= 1, numbers >= 0 and > 0, and
     fractions in [0, 1].
 
     :param config: the config being validated.
     :param at_least_1: names of fields that must be >= 1 (widths, counts, batch size).
+    :param non_negative: names of fields that must be >= 0 (loss weights, optional sizes where 0 means off).
     :param positive: names of fields that must be > 0 (learning rates, weights).
     :param fraction: names of fields that must lie in [0, 1] (shares of a run).
     :raises ganzoo.errors.ConfigError: naming the first field out of range and its value.
@@ -69,6 +75,9 @@ def require(
     for name in at_least_1:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
+    for name in non_negative:
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import default_collate
 
-from .config import help
+from .config import help, require
 from .errors import ConfigError
 from .losses import get_loss
 
@@ -244,8 +244,7 @@ class DRSOptions:
         super().validate()  # type: ignore[misc]
         if not 0 <= self.drs_percentile <= 100:
             raise ConfigError(f"drs_percentile must be in [0, 100], got {self.drs_percentile}")
-        if self.drs_finetune < 0:
-            raise ConfigError(f"drs_finetune must be >= 0, got {self.drs_finetune}")
+        require(self, non_negative=("drs_finetune",))
         if self.sampler == "drs" and getattr(self, "pack", 1) != 1:
             raise ConfigError(f"sampler 'drs' needs one discriminator logit per sample (pack 1), got pack {self.pack}")
         if self.sampler == "drs" and getattr(self, "num_classes", 0):

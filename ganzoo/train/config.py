@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from ..config import MAX_EVAL_N, MAX_SEED, MAX_STEPS, help
+from ..config import MAX_EVAL_N, MAX_SEED, MAX_STEPS, help, require
 from ..errors import ConfigError, GanzooError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -78,9 +78,7 @@ class TrainConfig:
             raise ConfigError(f"steps must be in 1..{MAX_STEPS:,} (2^53), got {self.steps:,}")
         if not 2 <= self.eval_n <= MAX_EVAL_N:
             raise ConfigError(f"eval_n must be in 2..{MAX_EVAL_N:,}, got {self.eval_n}")
-        for name in ("sample_every", "ckpt_every", "eval_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require(self, non_negative=("sample_every", "ckpt_every", "eval_every"))
         if not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
             raise ConfigError(f"max_minutes must be a finite number >= 0 (0: no limit), got {self.max_minutes}")
         if self.batch_size is not None and self.batch_size < 1:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
-from ganzoo.config import help
+from ganzoo.config import help, require
 from ganzoo.errors import ConfigError, UnknownNameError
 from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, get_loss
@@ -98,9 +98,7 @@ class AttnGANConfig(GANConfig):
         for name in ("gamma1", "gamma2", "gamma3"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0 (a sharpness), got {getattr(self, name)}")
-        for name in ("lambda_damsm", "kl_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require(self, non_negative=("lambda_damsm", "kl_weight"))
         self._check_encoder()
 
     def _check_encoder(self) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
-from ganzoo.config import help
+from ganzoo.config import help, require
 from ganzoo.data.translation import jitter_options
 from ganzoo.errors import ConfigError
 from ganzoo.export_onnx import InferenceGraph, image_to_image_graph
@@ -115,11 +115,7 @@ class CycleGANConfig(TranslationConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("lambda_a", "lambda_b", "lambda_identity"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.pool_size < 0:
-            raise ConfigError(f"pool_size must be >= 0, got {self.pool_size}")
+        require(self, non_negative=("lambda_a", "lambda_b", "lambda_identity", "pool_size"))
 
 
 #: ``cyclegan.shapes32``: the recipe of docs/benchmarks.md ("Where the recipes stand") for ``shapes-styles``. Both

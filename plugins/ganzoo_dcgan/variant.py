@@ -58,19 +58,15 @@ class DCGANConfig(DRSOptions, GANConfig):
         except ValueError as e:
             raise ConfigError(f"image_size: {e}") from None
         require(
-            self, at_least_1=("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"), fraction=("lr_decay",)
+            self,
+            at_least_1=("channels", "nz", "ngf", "ndf", "pack", "r1_every", "batch_size"),
+            non_negative=("fc", "num_classes", "r1_gamma", "r2_gamma", "gp_weight"),
+            fraction=("lr_decay",),
         )
-        if self.fc < 0:
-            raise ConfigError(f"fc must be >= 0 (0: no fully connected layer), got {self.fc}")
-        if self.num_classes < 0:
-            raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
         if self.num_classes and self.pack > 1:
             raise ConfigError("pack > 1 and num_classes > 0 cannot be combined (a pack mixes classes)")
         if self.batch_size % self.pack:
             raise ConfigError(f"batch_size {self.batch_size} must be divisible by pack {self.pack}")
-        for name in ("r1_gamma", "r2_gamma", "gp_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 class DCGAN(RejectionSampling, GANVariant):

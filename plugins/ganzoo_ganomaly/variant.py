@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task, TrainInfo
-from ganzoo.config import help
+from ganzoo.config import help, require
 from ganzoo.data.base import DataError, get_items
 from ganzoo.errors import ConfigError
 from ganzoo.export_onnx import InferenceGraph, InferenceNet
@@ -68,12 +68,11 @@ class GANomalyConfig(GANConfig):
             raise ConfigError(f"image_size: {e}") from None
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
-        for name in ("nz", "ngf", "ndf", "batch_size", "reinit_check_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("w_adv", "w_con", "w_enc", "reinit_threshold"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require(
+            self,
+            at_least_1=("nz", "ngf", "ndf", "batch_size", "reinit_check_every"),
+            non_negative=("w_adv", "w_con", "w_enc", "reinit_threshold"),
+        )
         if self.w_adv + self.w_con + self.w_enc == 0:
             raise ConfigError("w_adv, w_con and w_enc are all 0: nothing to train")
         if self.score == "latent" and self.w_enc == 0:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
-from ganzoo.config import help
+from ganzoo.config import help, require
 from ganzoo.data.translation import jitter_options
 from ganzoo.errors import ConfigError
 from ganzoo.export_onnx import InferenceGraph, image_to_image_graph
@@ -33,8 +33,7 @@ class Pix2PixConfig(TranslationConfig):
         super().validate()
         if self.direction not in ("a2b", "b2a"):
             raise ConfigError(f"direction {self.direction!r} is not valid; use a2b or b2a")
-        if self.lambda_gan < 0 or self.lambda_l1 < 0:
-            raise ConfigError("lambda_gan and lambda_l1 must be >= 0")
+        require(self, non_negative=("lambda_gan", "lambda_l1"))
 
 
 # The CPU recipe on shapes-pairs (docs/benchmarks.md, "Recipes"): 6,000 steps of batch 4, the linear decay over the

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ganzoo import GANVariant, Phase, Stage, StepState, Task
-from ganzoo.config import help
+from ganzoo.config import help, require
 from ganzoo.errors import ConfigError, UnknownNameError
 from ganzoo.export_onnx import InferenceGraph, InferenceNet
 from ganzoo.losses import G_REAL, PAIRED, get_loss
@@ -110,11 +110,7 @@ class SRGANConfig(GANConfig):
             )
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
-        for name in ("n_feats", "ndf", "d_dense", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.n_blocks < 0:
-            raise ConfigError(f"n_blocks must be >= 0, got {self.n_blocks}")
+        require(self, at_least_1=("n_feats", "ndf", "d_dense", "batch_size"), non_negative=("n_blocks", "adv_weight"))
         if self.gan_lr_decay_at is not None and self.gan_lr_decay_at < 0:
             raise ConfigError(f"gan_lr_decay_at must be >= 0 (or unset: mid GAN stage), got {self.gan_lr_decay_at}")
         if self.pretrain_steps is not None and self.pretrain_steps < 1:
@@ -123,8 +119,6 @@ class SRGANConfig(GANConfig):
             )
         if not 0 < self.pretrain_fraction < 1:
             raise ConfigError(f"pretrain_fraction must be in (0, 1), got {self.pretrain_fraction}")
-        if self.adv_weight < 0:
-            raise ConfigError(f"adv_weight must be >= 0, got {self.adv_weight}")
         if self.pretrain_lr_decay not in PRETRAIN_LR_DECAYS:
             raise ConfigError(
                 f"pretrain_lr_decay must be one of {', '.join(PRETRAIN_LR_DECAYS)}, got {self.pretrain_lr_decay!r}"

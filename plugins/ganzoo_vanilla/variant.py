@@ -46,9 +46,7 @@ class VanillaConfig(DRSOptions, GANConfig):
 
     def validate(self) -> None:
         super().validate()
-        require(self, at_least_1=("nz", "pack", "batch_size", "channels"), fraction=("lr_decay",))
-        if self.r1 < 0:
-            raise ConfigError(f"r1 must be >= 0, got {self.r1}")
+        require(self, at_least_1=("nz", "pack", "batch_size", "channels"), non_negative=("r1",), fraction=("lr_decay",))
         if self.arch == "keras" and self.image_size < 1:
             raise ConfigError("image_size must be >= 1 for the keras arch")
         if self.batch_size % self.pack:
