@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from . import registry
-from .config import help
+from .config import help, require
 from .errors import ConfigError, UnknownNameError
 from .losses import check_loss
 from .nn import DISCRIMINATORS, GENERATORS_HELP, INITS, NORMS, generator_stride
@@ -213,9 +213,14 @@ class TranslationConfig(GANConfig):
             )
         if self.load_size and self.load_size < self.image_size:
             raise ConfigError(f"load_size {self.load_size} must be 0 or >= image_size {self.image_size}")
-        for name in ("channels", "ngf", "ndf", "n_layers_D", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self, at_least_1=("channels", "ngf", "ndf", "n_layers_D", "batch_size"))
+        if self.n_layers_D != 3 and self.netD != "n_layers":
+            # The reference implementation reads n_layers_D only for netD=n_layers; a depth set for another
+            # discriminator would be dropped without a word.
+            raise ConfigError(
+                f"n_layers_D={self.n_layers_D} applies to netD=n_layers only, but netD={self.netD}; "
+                "add --set netD=n_layers (basic is n_layers with 3 layers)"
+            )
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
         # Each stride-2 layer of a PatchGAN halves the side and its two last 4x4 convolutions take 2 pixels off: a

@@ -156,6 +156,10 @@ def test_largest_seed_samples(trained, tmp_path):
         (["train", "attngan", "--set", "gamma1=0"], "gamma1 must be > 0"),
         (["train", "pix2pix", "--set", "init_gain=-1"], "init_gain must be > 0"),
         (["train", "cyclegan", "--set", "image_size=16"], "netD=basic with 3 stride-2 layers needs image_size >= 24"),
+        (
+            ["train", "cyclegan", "--set", "n_layers_D=2"],
+            "n_layers_D=2 applies to netD=n_layers only, but netD=basic; add --set netD=n_layers",
+        ),
         (["eval", "{run}", "-n", str(2**70)], "argument -n: must be an integer in 1..1000000"),
         (["data", "show", "shapes", "--size", str(2**70)], "argument --size: must be an integer in 0..8192"),
         (
