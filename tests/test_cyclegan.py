@@ -193,3 +193,16 @@ def test_batched_calls_give_the_losses_and_gradients_of_separate_calls(phase):
     for k in ga:
         torch.testing.assert_close(ga[k], gb[k])
     assert not ganzoo.create("cyclegan", **{**CycleGAN.tiny, "norm": "batch"}).per_sample
+
+
+def test_shapes32_tag_is_the_recipe_of_the_benchmarks():
+    # docs/variants/cyclegan.md "The recipe": 32 px, six residual blocks at ngf 16, ndf 32, batch 4, Adam 4e-4 for all
+    # four networks, 12,000 steps, the rate constant for the first half and linear to 0 over the second.
+    v = ganzoo.create("cyclegan.shapes32")
+    c = v.config
+    assert (c.image_size, c.generator, c.ngf, c.ndf, c.netD, c.batch_size) == (32, "resnet_6blocks", 16, 32, "basic", 4)
+    assert (c.lr_g, c.lr_d, c.beta1, c.lambda_identity, c.pool_size) == (4e-4, 4e-4, 0.5, 0.5, 50)
+    assert v.default_steps == 12000 and v.batch_size == 4
+    g, d = v.stages()[0].phases
+    assert v.lr_factor(g, 5998, 12000) == 1.0 and v.lr_factor(d, 8999, 12000) == pytest.approx(0.5, abs=1e-3)
+    assert v.lr_factor(g, 11999, 12000) == pytest.approx(0.0, abs=1e-3)
