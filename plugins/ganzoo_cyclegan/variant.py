@@ -120,7 +120,8 @@ class CycleGANConfig(TranslationConfig):
 
 #: ``cyclegan.shapes32``: the recipe of docs/benchmarks.md ("Where the recipes stand") for ``shapes-styles``. Both
 #: rates at 4e-4, twice the paper's (9,000 steps: 24.9997 dB A->B over 3 seeds against 23.40 at 2e-4), for 12,000
-#: steps, which took seeds 0 and 1 from 24.82 / 25.07 to 25.30 / 25.57 dB (docs/variants/cyclegan.md, "The recipe").
+#: steps, which took seeds 0 and 1 from 24.82 / 25.07 to 25.30 / 25.57 dB at one thread; at two threads the same seeds
+#: end near 23 dB (docs/variants/cyclegan.md, "The recipe").
 SHAPES32_RECIPE = {
     "image_size": 32,
     "netG": "resnet_6blocks",
