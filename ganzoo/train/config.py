@@ -71,9 +71,7 @@ class TrainConfig:
 
         :raises ConfigError: naming the bad value and what is allowed.
         """
-        for name in ("steps", "log_every", "keep", "n_samples", "max_skips"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self, at_least_1=("steps", "log_every", "keep", "n_samples", "max_skips"))
         if self.steps > MAX_STEPS:
             raise ConfigError(f"steps must be in 1..{MAX_STEPS:,} (2^53), got {self.steps:,}")
         if not 2 <= self.eval_n <= MAX_EVAL_N:

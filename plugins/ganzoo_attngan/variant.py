@@ -75,9 +75,7 @@ class AttnGANConfig(GANConfig):
             raise ConfigError(str(e)) from None
         if self.branches < 2:
             raise ConfigError(f"branches must be >= 2 (the attentive stages need a first stage), got {self.branches}")
-        for name in ("nz", "c_dim", "ngf", "ndf", "nef", "emb_dim", "max_words", "encoder_width"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self, at_least_1=("nz", "c_dim", "ngf", "ndf", "nef", "emb_dim", "max_words", "encoder_width"))
         if self.batch_size < 2:
             raise ConfigError(
                 f"batch_size must be >= 2 (DAMSM and the matching-aware discriminator take the batch's other "
