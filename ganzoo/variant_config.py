@@ -84,6 +84,11 @@ class GANConfig:
     beta1: float = help("Adam beta1", 0.5)
     beta2: float = help("Adam beta2", 0.999)
     default_steps: int = help("the recipe's run length when --steps is not given (0: the trainer's default)", 0)
+    reduced_precision: bool = help(
+        "whether --precision auto may train under bf16/fp16 autocast; false keeps auto at fp32 (an explicit "
+        "--precision wins)",
+        True,
+    )
 
     def validate(self) -> None:
         """Every number finite, the size fields within :data:`SIZE_LIMITS`, learning rates positive, betas in

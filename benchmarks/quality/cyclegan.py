@@ -47,7 +47,7 @@ def run(budget: str, seeds: int, out: Path) -> Path:
     grid([model], out / "cyclegan.png")
     report.add(
         f"Budget `{budget}`: `{TAG}` trained {steps:,} steps of batch {BATCH} at 32x32 per seed ({n_seeds}; "
-        "mean ± s.e. over seeds), precision `auto` (bf16 autocast where supported). **Deviations from the paper:** "
+        "mean ± s.e. over seeds), precision `auto`, which the tag keeps at fp32. **Deviations from the paper:** "
         f"batch {BATCH} instead of 1, 32x32 synthetic scenes instead of its 256x256 photo datasets. Scored on the "
         f"{N_TEST} held-out `test` scenes against the hidden pairing `b_true` (never used in training) with the "
         "exported EMA generators; PSNR, SSIM and L1 on 0..255. No published rows: PROTOCOLS.md has none for "

@@ -120,8 +120,9 @@ class CycleGANConfig(TranslationConfig):
 
 #: ``cyclegan.shapes32``: the recipe of docs/benchmarks.md ("Where the recipes stand") for ``shapes-styles``. Both
 #: rates at 4e-4, twice the paper's (9,000 steps: 24.9997 dB A->B over 3 seeds against 23.40 at 2e-4), for 12,000
-#: steps, which took seeds 0 and 1 from 24.82 / 25.07 to 25.30 / 25.57 dB at one thread; at two threads the same seeds
-#: end near 23 dB (docs/variants/cyclegan.md, "The recipe").
+#: steps, which took seeds 0 and 1 from 24.82 / 25.07 to 25.30 / 25.57 dB at one thread. In fp32: under bf16 at torch's
+#: default two threads seeds 0 / 1 ended at 22.97 / 23.12 dB (mean of 3 seeds 23.85), in fp32 at 25.66 / 24.77 (25.27)
+#: for 1.07-1.19x the time (docs/variants/cyclegan.md, "The recipe").
 SHAPES32_RECIPE = {
     "image_size": 32,
     "netG": "resnet_6blocks",
@@ -131,6 +132,7 @@ SHAPES32_RECIPE = {
     "lr_g": 4e-4,
     "lr_d": 4e-4,
     "default_steps": 12000,
+    "reduced_precision": False,
 }
 
 
@@ -150,7 +152,7 @@ class CycleGAN(GANVariant):
         "res128": "128x128 with resnet_6blocks, the paper's setting at that size",
         "shapes": "64x64, resnet_6blocks, ngf 16, ndf 32: sized for the shapes-styles data",
         "shapes32": "the CPU recipe for shapes-styles: 32x32, resnet_6blocks, ngf 16, ndf 32, batch 4, Adam 4e-4, "
-        "12,000 steps (lr decay over the second half)",
+        "12,000 steps (lr decay over the second half), fp32",
     }
     ema_modules = ("G_A", "G_B")
     training_state = ("pool_A.", "pool_B.")  # about 39 MB at 256 px: in checkpoints, not in exported models

@@ -43,6 +43,14 @@ class VanillaConfig(DRSOptions, GANConfig):
         "final fraction of the run over which both learning rates decay linearly to 0 (0: constant rates)", 0.0
     )
     r1: float = help("R1 penalty weight gamma on D's gradient at real points, added as gamma/2 * R1 (0: off)", 0.0)
+    # 2D points: bf16 resolves 0.008 near the ring's radius 1 and 0.03 at the grid's corners, on the order of the
+    # modes' deviations (0.01, 0.05). Both archs' MLPs are too small for bf16 to pay on a CPU (the speed table of
+    # docs/benchmarks.md: keras 0.83x and 0.97x of fp32; docs/variants/vanilla.md for pacgan2d).
+    reduced_precision: bool = help(
+        "whether --precision auto may train under bf16/fp16 autocast; false (the default here: 2D points need fp32 "
+        "resolution, and bf16 does not pay for these MLPs) keeps auto at fp32",
+        False,
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -104,13 +112,6 @@ class VanillaGAN(RejectionSampling, GANVariant):
     @property
     def channels(self) -> int:
         return 0 if self.points else self.config.channels
-
-    @property
-    def reduced_precision(self) -> bool:
-        # 2D points: bf16 resolves 0.008 near the ring's radius 1 and 0.03 at the grid's corners, on the order of
-        # the modes' deviations (0.01, 0.05). Both archs' MLPs are too small for bf16 to pay on a CPU (the speed
-        # table of docs/benchmarks.md: keras 0.83x and 0.97x of fp32; docs/variants/vanilla.md for pacgan2d).
-        return False
 
     def stages(self) -> list[Stage]:
         c = self.config
