@@ -72,14 +72,15 @@ def require(
     :param fraction: names of fields that must lie in [0, 1] (shares of a run).
     :raises ganzoo.errors.ConfigError: naming the first field out of range and its value.
     """
+    # Each test is written so that NaN fails it (every comparison with NaN is false).
     for name in at_least_1:
-        if getattr(config, name) < 1:
+        if not getattr(config, name) >= 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
     for name in non_negative:
-        if getattr(config, name) < 0:
+        if not getattr(config, name) >= 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
     for name in positive:
-        if getattr(config, name) <= 0:
+        if not getattr(config, name) > 0:
             raise ConfigError(f"{name} must be > 0, got {getattr(config, name)}")
     for name in fraction:
         if not 0.0 <= getattr(config, name) <= 1.0:

@@ -38,3 +38,24 @@ def test_the_trainer_refuses_negative_intervals():
     for field in ("sample_every", "ckpt_every", "eval_every"):
         with pytest.raises(ConfigError, match=rf"^{field} must be >= 0, got -1(\.0)?$"):
             TrainConfig(**{field: -1}).validate()
+
+
+def test_require_refuses_nan_in_every_range():
+    # NaN compares false with every number: each check must fail it, not let it through
+    from dataclasses import dataclass
+
+    from ganzoo.config import require
+
+    @dataclass
+    class Ranges:
+        value: float = float("nan")
+
+    for kind, words in (
+        ("at_least_1", ">= 1"),
+        ("non_negative", ">= 0"),
+        ("positive", "> 0"),
+        ("fraction", "a fraction in"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^value must be {words}.*got nan$"):
+            require(Ranges(), **{kind: ("value",)})
+        require(Ranges(value=1.0), **{kind: ("value",)})  # in every range
