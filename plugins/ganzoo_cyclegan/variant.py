@@ -120,9 +120,9 @@ class CycleGANConfig(TranslationConfig):
 
 #: ``cyclegan.shapes32``: the recipe of docs/benchmarks.md ("Where the recipes stand") for ``shapes-styles``. Both
 #: rates at 4e-4, twice the paper's (9,000 steps: 24.9997 dB A->B over 3 seeds against 23.40 at 2e-4), for 12,000
-#: steps, which took seeds 0 and 1 from 24.82 / 25.07 to 25.30 / 25.57 dB at one thread. In fp32: under bf16 at torch's
-#: default two threads seeds 0 / 1 ended at 22.97 / 23.12 dB (mean of 3 seeds 23.85), in fp32 at 25.66 / 24.77 (25.27)
-#: for 1.07-1.19x the time (docs/variants/cyclegan.md, "The recipe").
+#: steps, which took seeds 0 and 1 from 24.82 / 25.07 to 25.30 / 25.57 dB at one thread. fp32 under precision auto:
+#: in bf16 at torch's default two threads seeds 0 / 1 ended at 22.97 / 23.12 dB (mean of 3 seeds 23.85), in fp32 at
+#: 25.66 / 24.77 (mean 25.27), for 1.07-1.19x the time (docs/variants/cyclegan.md, "The recipe").
 SHAPES32_RECIPE = {
     "image_size": 32,
     "netG": "resnet_6blocks",
