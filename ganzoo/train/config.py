@@ -31,7 +31,7 @@ class TrainConfig:
     device: str = help("'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1' ...", "auto")
     precision: Precision = help(
         "'auto' = bf16 on CUDA and on CPUs with native bf16, else fp32 (always fp32 for a model config whose "
-        "reduced_precision is false, as vanilla's and cyclegan.shapes32's); or fp32/bf16/fp16",
+        "reduced_precision is false); or fp32/bf16/fp16",
         "auto",
     )
     compile: bool = help("torch.compile each network separately (eager for double-backward phases)", False)
