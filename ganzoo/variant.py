@@ -315,10 +315,9 @@ class GANVariant(nn.Module):
     def reduced_precision(self) -> bool:
         """Whether precision ``auto`` may train this variant under bf16/fp16 autocast: the config field
         ``reduced_precision`` (every :class:`~ganzoo.variant_config.GANConfig` has one, default ``True``), so a tag's
-        recipe can ask for fp32, as ``cyclegan.shapes32`` and ``vanilla``'s configs do. ``False`` keeps ``auto`` at
-        fp32: for data that needs fp32 resolution (2D points within 0.01 of a mode, where bf16 resolves 0.008 near
-        1), networks too small for bf16 to pay, or a recipe that bf16 rounding hurts. An explicit ``--precision``
-        always wins."""
+        recipe or a config class's default can ask for fp32. ``False`` keeps ``auto`` at fp32: for data that needs
+        fp32 resolution (2D points within 0.01 of a mode, where bf16 resolves 0.008 near 1), networks too small for
+        bf16 to pay, or a recipe that bf16 rounding hurts. An explicit ``--precision`` always wins."""
         return bool(getattr(self.config, "reduced_precision", True))
 
     def data_options(self) -> dict[str, Any]:

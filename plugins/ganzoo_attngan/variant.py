@@ -91,10 +91,7 @@ class AttnGANConfig(GANConfig):
             raise ConfigError(f"damsm_steps must be >= 1 (or unset: 1/6 of --steps), got {self.damsm_steps}")
         if not 0 <= self.rnn_dropout < 1:
             raise ConfigError(f"rnn_dropout must be in [0, 1), got {self.rnn_dropout}")
-        for name in ("gamma1", "gamma2", "gamma3"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0 (a sharpness), got {getattr(self, name)}")
-        require(self, positive=("lr_damsm",), non_negative=("lambda_damsm", "kl_weight"))
+        require(self, positive=("lr_damsm", "gamma1", "gamma2", "gamma3"), non_negative=("lambda_damsm", "kl_weight"))
         self._check_encoder()
 
     def _check_encoder(self) -> None:
