@@ -97,7 +97,7 @@ def test_small_tag_is_the_cpu_recipe():
     c = v.config
     assert (c.n_feats, c.n_blocks, c.lr_g, c.lr_d, c.image_size, c.batch_size) == (64, 8, 5e-4, 5e-4, 96, 16)
     assert c.pretrain_lr_decay == "cosine" and c.gan and c.scale == 4 and c.augment
-    assert c.batch_norm and c.pixel_loss == "mse"  # the paper's choices
+    assert not c.batch_norm and c.pixel_loss == "l1"  # EDSR's choices, not the paper's
     assert v.default_steps == 5600
     assert [(s.name, s.steps) for s in v.stage_plan(v.default_steps)] == [("pretrain", 5320), ("gan", 280)]
     assert "sr-folder:DIR" in v.tag_descriptions["small"]

@@ -145,6 +145,9 @@ class SRGAN(GANVariant):
             "n_feats": 64,
             "n_blocks": 8,
             "augment": True,
+            # EDSR's choices: L1 and no batch norm led at every checkpoint of the tag's schedule (docs/variants/srgan.md).
+            "pixel_loss": "l1",
+            "batch_norm": False,
             "lr_g": 5e-4,
             "lr_d": 5e-4,
             "pretrain_lr_decay": "cosine",
@@ -164,7 +167,8 @@ class SRGAN(GANVariant):
         "x2": "x2 upscaling (one sub-pixel stage)",
         "x8": "x8 upscaling (three sub-pixel stages)",
         "small": "the CPU recipe, for --data sr-folder:DIR (../shared/data/sr/Urban100_train): SRResNet with 64 "
-        "features and 8 blocks on crops in random orientations at lr 5e-4, cosine-decayed over its stage, then a GAN "
+        "features and 8 blocks without batch norm, trained with L1 on crops in random orientations at lr 5e-4, "
+        "cosine-decayed over its stage, then a GAN "
         "stage with pixel-MSE content loss (SRGAN-MSE; --set content_loss=vgg54 for the paper's); 5,600 steps "
         "unless --steps is given",
     }
