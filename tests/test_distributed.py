@@ -214,3 +214,30 @@ def test_cli_nproc_relaunches_through_torchrun(tmp_path: Path) -> None:
     assert r.stdout.count("done: 2 steps") == 1  # the other rank's stdout is silenced
     _, meta = ckpt.load_tensors(out / "checkpoints" / "step-00000002.safetensors")
     assert meta["ganzoo.state"]["world_size"] == 2
+
+
+_EXIT_PROBE = """
+import atexit, sys
+import torch
+import torch.distributed as dist
+from ganzoo.train.distributed import init_from_env
+
+# Registered before the group exists, so it runs after ganzoo's own exit handler (atexit runs last-in first-out).
+atexit.register(lambda: print(f"rank {dist.get_rank() if dist.is_initialized() else '-'} "
+                              f"group alive at exit: {dist.is_initialized()}", file=sys.stderr))
+d, _ = init_from_env(torch.device("cpu"))
+t = torch.ones(3)
+dist.all_reduce(t)
+assert t.tolist() == [2.0, 2.0, 2.0]
+"""
+
+
+@pytest.mark.slow
+def test_a_group_ganzoo_created_is_destroyed_before_the_interpreter_exits(tmp_path: Path) -> None:
+    # A gloo group still alive in interpreter finalization can abort the process (SIGABRT) after a finished run.
+    script = tmp_path / "probe.py"
+    script.write_text(_EXIT_PROBE)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.count("group alive at exit: False") == 2, r.stderr[-2000:]

@@ -8,6 +8,7 @@ identical everywhere. See docs/distributed.md.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -157,11 +158,21 @@ def init_from_env(device: torch.device) -> tuple[Dist | None, torch.device]:
         backend = "nccl" if device.type == "cuda" else "gloo"
         kw = {"device_id": device} if device.type == "cuda" else {}
         dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(minutes=30), **kw)
+        atexit.register(_destroy_group_at_exit)
     if dist.get_world_size() != world or dist.get_rank() != rank:
         raise ConfigError(
             f"the process group ({dist.get_rank()}/{dist.get_world_size()}) disagrees with RANK/WORLD_SIZE"
         )
     return Dist(rank=rank, world=world, local_rank=local_rank, device=device), device
+
+
+def _destroy_group_at_exit() -> None:
+    """Destroy the default group while the interpreter is still whole. A process that exits with a gloo group alive
+    can die of SIGABRT during interpreter finalization (gloo's worker threads release tensors that need the GIL),
+    turning a finished run into a failed one under torchrun. The group lives for the whole process (several
+    Trainers may share it), so this runs at exit, not when a run ends; a group already destroyed is left alone."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def convert_batchnorm(module: nn.Module, d: Dist) -> nn.Module:
