@@ -145,7 +145,7 @@ class SRGAN(GANVariant):
             "n_feats": 64,
             "n_blocks": 8,
             "augment": True,
-            # EDSR's choices: L1 and no batch norm led at every checkpoint of the tag's schedule (docs/variants/srgan.md).
+            # EDSR's choices: L1 without batch norm led at every checkpoint of the tag's run (docs/variants/srgan.md)
             "pixel_loss": "l1",
             "batch_norm": False,
             "lr_g": 5e-4,
