@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -667,8 +668,6 @@ def _fresh_plugins() -> list[dict[str, Any]]:
     """``ganzoo plugins --json`` in a new interpreter. An install (an editable one above all: a ``.pth`` file read
     at start-up) is only visible to a process started after it, so that is where its registrations are read. The
     new process also gets this one's import path, which tests and notebooks may have extended."""
-    import os
-
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*filter(None, env.get("PYTHONPATH", "").split(os.pathsep)), *sys.path])
     r = subprocess.run(
@@ -1064,11 +1063,18 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
 
 
 def main(argv: list[str] | None = None) -> int:
+    entry = argv is None  # the process's entry point (`ganzoo ...`, `python -m ganzoo ...`), not a call from Python
     argv = sys.argv[1:] if argv is None else argv
     with warnings.catch_warnings():
         # A warning (a disabled plugin ...) is one line for a person, not a file name and a line of ganzoo's source.
         warnings.showwarning = _show_warning
-        return _main(argv)
+        code = _main(argv)
+    if entry and "WORLD_SIZE" in os.environ:
+        from .train import distributed
+
+        if distributed.env_world_size() > 1:  # a torchrun worker: no interpreter teardown, where gloo can abort it
+            distributed.exit_worker(code)
+    return code
 
 
 def _main(argv: list[str]) -> int:

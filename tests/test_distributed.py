@@ -241,3 +241,24 @@ def test_a_group_ganzoo_created_is_destroyed_before_the_interpreter_exits(tmp_pa
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stderr.count("group alive at exit: False") == 2, r.stderr[-2000:]
+
+
+def test_exit_worker_runs_the_exit_handlers_flushes_and_keeps_the_code(tmp_path: Path) -> None:
+    # A torchrun worker ends through exit_worker: what the run registered for exit still runs, nothing printed is
+    # lost, and the exit code is the command's, while the interpreter's own teardown is skipped.
+    script = tmp_path / "w.py"
+    script.write_text(
+        "import atexit, sys\n"
+        "from ganzoo.train.distributed import exit_worker\n"
+        "atexit.register(lambda: print('handler ran', file=sys.stderr))\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        print('finalizer ran', file=sys.stderr)\n"
+        "keep = Finalized()\n"
+        "sys.stdout.write('unflushed tail')\n"
+        "exit_worker(3)\n"
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3
+    assert r.stdout == "unflushed tail"
+    assert "handler ran" in r.stderr and "finalizer ran" not in r.stderr  # no teardown of module globals
