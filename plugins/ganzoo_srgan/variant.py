@@ -168,9 +168,8 @@ class SRGAN(GANVariant):
         "x8": "x8 upscaling (three sub-pixel stages)",
         "small": "the CPU recipe, for --data sr-folder:DIR (../shared/data/sr/Urban100_train): SRResNet with 64 "
         "features and 8 blocks without batch norm, trained with L1 on crops in random orientations at lr 5e-4, "
-        "cosine-decayed over its stage, then a GAN "
-        "stage with pixel-MSE content loss (SRGAN-MSE; --set content_loss=vgg54 for the paper's); 5,600 steps "
-        "unless --steps is given",
+        "cosine-decayed over its stage, then a GAN stage with pixel-MSE content loss (SRGAN-MSE; --set "
+        "content_loss=vgg54 for the paper's); 5,600 steps unless --steps is given",
     }
     ema_modules = ("G",)
     default_data_spec = "shapes-sr"
