@@ -1,10 +1,10 @@
 """Fused Adam that updates channels_last (or any dense, non-contiguous) parameters in place.
 
 The fused CPU kernel wants contiguous tensors and otherwise clones every non-contiguous parameter, gradient and
-moment on each step and copies the results back: on pix2pix's channels_last U-Net (54M parameters) that costs more
-than the update itself. A dense tensor's memory is one contiguous run whatever its strides, so when a parameter, its
-gradient and both moments share the same strides the update is exactly the same elementwise computation on flat
-views of that memory, which the kernel takes as they are.
+moment on each step and copies the results back: on a channels_last U-Net generator of 54M parameters that costs
+more than the update itself. A dense tensor's memory is one contiguous run whatever its strides, so when a
+parameter, its gradient and both moments share the same strides the update is exactly the same elementwise
+computation on flat views of that memory, which the kernel takes as they are.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ class Trainer:
         return params
 
     def _make_optimizer(self, ph: Phase, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        # The fused kernel updates all parameters of a phase in one launch (1.17x on pix2pix on a 2-core CPU), and
+        # The fused kernel updates all parameters of a phase in one launch (1.17x on a 54M U-Net, 2-core CPU), and
         # DenseFusedAdam keeps it from copying channels_last parameters to contiguous and back on every step.
         kw: dict[str, Any] = dict(lr=ph.lr, betas=ph.betas, weight_decay=ph.weight_decay)
         try:
