@@ -326,6 +326,43 @@ def test_evaluation_protocol_runs(trained, tmp_path, monkeypatch):
     assert all(p.is_file() for p in pictures(model, tmp_path))
 
 
+class _BagOfWords:
+    """A hand-made sentence encoder for the word-swap score: one dimension per word, so a caption's vector is the
+    count of each of its words."""
+
+    def __init__(self, words):
+        self.index = {w: i for i, w in enumerate(words)}
+
+    def embed_captions(self, captions):
+        out = torch.zeros(len(captions), len(self.index))
+        for row, cap in enumerate(captions):
+            for word in cap.split():
+                out[row, self.index[word]] += 1
+        return out
+
+
+def test_damsm_word_swaps_count_the_images_whose_own_caption_wins():
+    from ganzoo_attngan.evaluate import damsm_word_swaps
+
+    from ganzoo.data.captions import COLOURS, SHAPES, SIZES
+
+    enc = _BagOfWords([*COLOURS, *SHAPES, *SIZES, "a", "on", "the", "left", "digit", "seven"])
+    captions = ["a large red circle on the left", "a small blue square on the left", "a large green cross"]
+    # Images that look exactly like their captions win every one-word change.
+    assert damsm_word_swaps(enc, enc.embed_captions(captions), captions) == {
+        "damsm_swap_shape": 1.0,
+        "damsm_swap_colour": 1.0,
+        "damsm_swap_size": 1.0,
+    }
+    # The first image shows a square: its caption now loses to the change "circle" -> "square" (a tie loses too).
+    shown = enc.embed_captions(["a large red square on the left", *captions[1:]])
+    assert damsm_word_swaps(enc, shown, captions) == pytest.approx(
+        {"damsm_swap_shape": 2 / 3, "damsm_swap_colour": 1.0, "damsm_swap_size": 1.0}
+    )
+    # Captions without an attribute's words take no part; no caption with them at all leaves the attribute out.
+    assert damsm_word_swaps(enc, enc.embed_captions(["a digit seven"]), ["a digit seven"]) == {}
+
+
 def _write_idx(path, array):
     import gzip
 

@@ -368,6 +368,8 @@ def test_real_plugins_evaluate(name: str) -> None:
     else:
         assert res["evaluators"] == ["attngan-r-precision-damsm"] and res["notes"] == []
         assert 0.0 <= res["scores"]["r_precision_damsm"] <= 1.0
+        for attr in ("shape", "colour", "size"):  # what the encoders tell apart on real images
+            assert 0.0 <= res["scores"][f"damsm_swap_{attr}"] <= 1.0
         for baseline in ("real_images", "shuffled_captions"):
             assert 0.0 <= res["baselines"][baseline]["r_precision_damsm"] <= 1.0
         assert res["provenance"]["r-precision-damsm"]["runs"] == 3

@@ -12,6 +12,9 @@
   generated images of held-out (val split) captions.
 * Colour swap: change one word (the first object's colour) of a caption, keep the noise, and count how often the
   classifier sees the new colour (and the old shape still there).
+* DAMSM word swaps (``damsm_swap_shape``/``_colour``/``_size``): how often the model's DAMSM scores a real image's
+  own caption above every caption made from it by changing its first shape (colour, size) word: whether the
+  encoders that guide the generator can tell that attribute at all.
 
 ``python -m ganzoo_attngan.evaluate MODEL --out DIR`` writes ``DIR/results.json`` and the pictures of the docs.
 ``ganzoo eval`` reports the independent R-precision and attribute accuracy through the core's ``scenes`` evaluator;
@@ -30,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganzoo.data.captions import COLOURS, ShapesCaptionsDataset, scene_captions
+from ganzoo.data.captions import COLOURS, SHAPES, SIZES, ShapesCaptionsDataset, scene_captions
 from ganzoo.errors import ConfigError
 from ganzoo.metrics.ranking import r_precision
 from ganzoo.metrics.scenes import (
@@ -186,6 +189,41 @@ def attention_localisation(model: Any, n: int = 1000, seed: int = 0) -> dict[str
     return {f"colour_{k}_on_its_shape_half": sum(v) / len(v) for k, v in shares.items()} | {"scenes": len(caps)}
 
 
+# Attribute words of shapes-captions whose one-word changes the DAMSM word-swap scores try.
+SWAP_WORDS = {"shape": SHAPES, "colour": COLOURS, "size": SIZES}
+
+
+@torch.no_grad()
+def damsm_word_swaps(model: Any, image_vecs: Tensor, captions: list[str]) -> dict[str, float]:
+    """For each attribute of :data:`SWAP_WORDS`: the share of images whose own caption gets a higher DAMSM sentence
+    score (cosine of image and sentence vectors) than every caption made from it by changing its first word of
+    that attribute to another word of it (chance: 1 / the attribute's word count). Captions without such a word
+    take no part; an attribute no caption names is left out."""
+    img = torch.nn.functional.normalize(image_vecs.float().cpu(), dim=1)
+    own = torch.nn.functional.normalize(model.embed_captions(captions).float().cpu(), dim=1)
+    own_score = (img * own).sum(1)
+    out: dict[str, float] = {}
+    for attr, words in SWAP_WORDS.items():
+        owners, changed = [], []
+        for i, cap in enumerate(captions):
+            toks = cap.split()
+            at = next((k for k, t in enumerate(toks) if t in words), None)
+            if at is None:
+                continue
+            owners += [i] * (len(words) - 1)
+            changed += [" ".join([*toks[:at], w, *toks[at + 1 :]]) for w in words if w != toks[at]]
+        if not owners:
+            continue
+        idx = torch.tensor(owners)
+        alt = torch.nn.functional.normalize(model.embed_captions(changed).float().cpu(), dim=1)
+        beaten = (alt * img[idx]).sum(1) >= own_score[idx]
+        # Per caption: how many of its changed captions score at least as high as it (0: it wins every time).
+        losses = torch.zeros(len(captions), dtype=torch.long).index_add_(0, idx, beaten.long())
+        asked = idx.unique()
+        out[f"damsm_swap_{attr}"] = float((losses[asked] == 0).float().mean())
+    return out
+
+
 # ---- evaluators for `ganzoo eval` ------------------------------------------------------------------------------------
 
 
@@ -251,7 +289,8 @@ class DamsmRPrecisionEvaluator:
                 r_precision(model.embed_images(shuf).float().cpu(), txt, generator=torch.Generator().manual_seed(r))
             )
         gen = _mean_std(rp_gen)
-        out = Evaluation(scores={"r_precision_damsm": gen["mean"], "r_precision_damsm_std": gen["std"]})
+        swaps = damsm_word_swaps(model, real_vec, captions)
+        out = Evaluation(scores={"r_precision_damsm": gen["mean"], "r_precision_damsm_std": gen["std"], **swaps})
         out.baselines["real_images"] = {"r_precision_damsm": _mean_std(rp_real)["mean"]}
         out.baselines["shuffled_captions"] = {"r_precision_damsm": _mean_std(rp_shuf)["mean"]}
         out.provenance["r-precision-damsm"] = {
@@ -260,6 +299,9 @@ class DamsmRPrecisionEvaluator:
             f"and sentence vectors (biased: the generator was trained against them); mean over {self.runs} runs "
             "(noise seeds 1000 + run, distractor seeds = run)",
             "reference": f"{ctx.data} val split, images of captions 0..{n - 1}, caption pool 0..{len(pool) - 1}",
+            "word_swaps": "damsm_swap_<attribute>: share of the N real val images whose own caption has a higher DAMSM "
+            "sentence score than every caption made from it by changing its first word of that attribute "
+            f"({', '.join(f'{a}: {len(w)} words' for a, w in SWAP_WORDS.items())}; chance 1 / words)",
             "n": n,
             "runs": self.runs,
         }
