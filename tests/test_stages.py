@@ -101,6 +101,8 @@ def test_stage_lengths_follow_the_fraction_of_steps(steps):
     pretrain = half_up(5 / 6 * steps)
     assert plan(ganzoo.create("srgan"), steps) == [("pretrain", pretrain), ("gan", steps - pretrain)]
     damsm = half_up(steps / 6)
+    assert plan(ganzoo.create("attngan"), steps) == [("damsm", damsm), ("gan", steps - damsm)]
+    damsm = half_up(0.45 * steps)
     assert plan(ganzoo.create("attngan.shapes32"), steps) == [("damsm", damsm), ("gan", steps - damsm)]
     assert plan(ThreeStageGAN(ThreeConfig()), steps) == [
         ("warm", half_up(0.2 * steps)),
@@ -111,7 +113,20 @@ def test_stage_lengths_follow_the_fraction_of_steps(steps):
 
 def test_the_paper_ratio_gives_the_paper_lengths():
     assert plan(ganzoo.create("srgan"), 1_200_000) == [("pretrain", 1_000_000), ("gan", 200_000)]
-    assert plan(ganzoo.create("attngan.shapes32"), 3600) == [("damsm", 600), ("gan", 3000)]  # the measured run B
+    assert plan(ganzoo.create("attngan"), 3600) == [("damsm", 600), ("gan", 3000)]  # the measured run B
+
+
+def test_attngan_recipe_gives_its_encoders_45_percent_of_its_10000_steps():
+    tag = ganzoo.create("attngan.shapes32")
+    assert tag.config.default_steps == 10000
+    assert plan(tag, 10000) == [("damsm", 4500), ("gan", 5500)]
+    assert plan(ganzoo.create("attngan", damsm_fraction=0.25), 1000) == [("damsm", 250), ("gan", 750)]
+    assert plan(ganzoo.create("attngan.shapes32", damsm_steps=100), 10000) == [("damsm", 100), ("gan", 9900)]
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ConfigError, match=r"damsm_fraction must be in \(0, 1\), got"):
+            ganzoo.create("attngan", damsm_fraction=bad)
+    with pytest.raises(ConfigError, match="damsm_fraction: nan is not a finite number"):
+        ganzoo.create("attngan", damsm_fraction=float("nan"))
 
 
 def test_explicit_lengths_win_over_fractions():
