@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganzoo.data.captions import COLOURS, SHAPES, SIZES, ShapesCaptionsDataset, scene_captions
+from ganzoo.data.captions import COLOURS, SHAPES, SIZES, ShapesCaptionsDataset, scene_captions, tokenize
 from ganzoo.errors import ConfigError
 from ganzoo.metrics.ranking import r_precision
 from ganzoo.metrics.scenes import (
@@ -206,7 +206,7 @@ def damsm_word_swaps(model: Any, image_vecs: Tensor, captions: list[str]) -> dic
     for attr, words in SWAP_WORDS.items():
         owners, changed = [], []
         for i, cap in enumerate(captions):
-            toks = cap.split()
+            toks = tokenize(cap)  # as the model's vocabulary reads it
             at = next((k for k, t in enumerate(toks) if t in words), None)
             if at is None:
                 continue
