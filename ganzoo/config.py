@@ -61,15 +61,18 @@ def require(
     non_negative: tuple[str, ...] = (),
     positive: tuple[str, ...] = (),
     fraction: tuple[str, ...] = (),
+    stage_share: tuple[str, ...] = (),
 ) -> None:
-    """Range checks shared by the configs' ``validate()``: integers that must be >= 1, numbers >= 0 and > 0, and
-    fractions in [0, 1].
+    """Range checks shared by the configs' ``validate()``: integers that must be >= 1, numbers >= 0 and > 0,
+    fractions in [0, 1], and shares of ``--steps`` that size a stage in (0, 1).
 
     :param config: the config being validated.
     :param at_least_1: names of fields that must be >= 1 (widths, counts, batch size).
     :param non_negative: names of fields that must be >= 0 (loss weights, optional sizes where 0 means off).
     :param positive: names of fields that must be > 0 (learning rates, weights).
     :param fraction: names of fields that must lie in [0, 1] (shares of a run).
+    :param stage_share: names of fields that must lie in (0, 1): a stage's ``fraction`` (:class:`ganzoo.Stage`), so
+        that neither that stage nor the rest of the run is left empty by construction.
     :raises ganzoo.errors.ConfigError: naming the first field out of range and its value.
     """
     # Each test is written so that NaN fails it (every comparison with NaN is false).
@@ -85,6 +88,9 @@ def require(
     for name in fraction:
         if not 0.0 <= getattr(config, name) <= 1.0:
             raise ConfigError(f"{name} must be a fraction in [0, 1], got {getattr(config, name)}")
+    for name in stage_share:
+        if not 0.0 < getattr(config, name) < 1.0:
+            raise ConfigError(f"{name} must be in (0, 1), got {getattr(config, name)}")
 
 
 def field_help(cls: type) -> dict[str, str]:

@@ -59,3 +59,8 @@ def test_require_refuses_nan_in_every_range():
         with pytest.raises(ConfigError, match=rf"^value must be {words}.*got nan$"):
             require(Ranges(), **{kind: ("value",)})
         require(Ranges(value=1.0), **{kind: ("value",)})  # in every range
+    # A stage's share of --steps: open at both ends, NaN refused too.
+    for bad in (float("nan"), 0.0, 1.0):
+        with pytest.raises(ConfigError, match=rf"^value must be in \(0, 1\), got {bad}$"):
+            require(Ranges(value=bad), stage_share=("value",))
+    require(Ranges(value=0.5), stage_share=("value",))

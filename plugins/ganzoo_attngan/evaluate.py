@@ -194,13 +194,18 @@ SWAP_WORDS = {"shape": SHAPES, "colour": COLOURS, "size": SIZES}
 
 
 @torch.no_grad()
-def damsm_word_swaps(model: Any, image_vecs: Tensor, captions: list[str]) -> dict[str, float]:
+def damsm_word_swaps(
+    model: Any, image_vecs: Tensor, captions: list[str], caption_vecs: Tensor | None = None
+) -> dict[str, float]:
     """For each attribute of :data:`SWAP_WORDS`: the share of images whose own caption gets a higher DAMSM sentence
     score (cosine of image and sentence vectors) than every caption made from it by changing its first word of
     that attribute to another word of it (chance: 1 / the attribute's word count). Captions without such a word
-    take no part; an attribute no caption names is left out."""
+    take no part; an attribute no caption names is left out. ``caption_vecs``: the captions' sentence vectors when
+    the caller has them already (else ``model.embed_captions``)."""
     img = torch.nn.functional.normalize(image_vecs.float().cpu(), dim=1)
-    own = torch.nn.functional.normalize(model.embed_captions(captions).float().cpu(), dim=1)
+    if caption_vecs is None:
+        caption_vecs = model.embed_captions(captions)
+    own = torch.nn.functional.normalize(caption_vecs.float().cpu(), dim=1)
     own_score = (img * own).sum(1)
     out: dict[str, float] = {}
     for attr, words in SWAP_WORDS.items():
@@ -289,7 +294,7 @@ class DamsmRPrecisionEvaluator:
                 r_precision(model.embed_images(shuf).float().cpu(), txt, generator=torch.Generator().manual_seed(r))
             )
         gen = _mean_std(rp_gen)
-        swaps = damsm_word_swaps(model, real_vec, captions)
+        swaps = damsm_word_swaps(model, real_vec, captions, txt[:n])  # txt embeds the pool, captions = pool[:n]
         out = Evaluation(scores={"r_precision_damsm": gen["mean"], "r_precision_damsm_std": gen["std"], **swaps})
         out.baselines["real_images"] = {"r_precision_damsm": _mean_std(rp_real)["mean"]}
         out.baselines["shuffled_captions"] = {"r_precision_damsm": _mean_std(rp_shuf)["mean"]}

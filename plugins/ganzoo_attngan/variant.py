@@ -98,11 +98,14 @@ class AttnGANConfig(GANConfig):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
         if self.damsm_steps is not None and self.damsm_steps < 1:
             raise ConfigError(f"damsm_steps must be >= 1 (or unset: damsm_fraction of --steps), got {self.damsm_steps}")
-        if not 0 < self.damsm_fraction < 1:
-            raise ConfigError(f"damsm_fraction must be in (0, 1), got {self.damsm_fraction}")
         if not 0 <= self.rnn_dropout < 1:
             raise ConfigError(f"rnn_dropout must be in [0, 1), got {self.rnn_dropout}")
-        require(self, positive=("lr_damsm", "gamma1", "gamma2", "gamma3"), non_negative=("lambda_damsm", "kl_weight"))
+        require(
+            self,
+            positive=("lr_damsm", "gamma1", "gamma2", "gamma3"),
+            non_negative=("lambda_damsm", "kl_weight"),
+            stage_share=("damsm_fraction",),
+        )
         self._check_encoder()
 
     def _check_encoder(self) -> None:

@@ -110,15 +110,18 @@ class SRGANConfig(GANConfig):
             )
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
-        require(self, at_least_1=("n_feats", "ndf", "d_dense", "batch_size"), non_negative=("n_blocks", "adv_weight"))
+        require(
+            self,
+            at_least_1=("n_feats", "ndf", "d_dense", "batch_size"),
+            non_negative=("n_blocks", "adv_weight"),
+            stage_share=("pretrain_fraction",),
+        )
         if self.gan_lr_decay_at is not None and self.gan_lr_decay_at < 0:
             raise ConfigError(f"gan_lr_decay_at must be >= 0 (or unset: mid GAN stage), got {self.gan_lr_decay_at}")
         if self.pretrain_steps is not None and self.pretrain_steps < 1:
             raise ConfigError(
                 f"pretrain_steps must be >= 1 (or unset: pretrain_fraction of --steps), got {self.pretrain_steps}"
             )
-        if not 0 < self.pretrain_fraction < 1:
-            raise ConfigError(f"pretrain_fraction must be in (0, 1), got {self.pretrain_fraction}")
         if self.pretrain_lr_decay not in PRETRAIN_LR_DECAYS:
             raise ConfigError(
                 f"pretrain_lr_decay must be one of {', '.join(PRETRAIN_LR_DECAYS)}, got {self.pretrain_lr_decay!r}"
