@@ -136,6 +136,35 @@ def test_trained_rates_follow_the_cosine_then_the_gan_schedule(tmp_path):
     assert [r["lr/d"] for r in records[4:]] == pytest.approx([5e-4, 5e-5])
 
 
+def _resume_from(src_run: Path, step: int, out: Path) -> None:
+    (out / "checkpoints").mkdir(parents=True)
+    src = checkpoint_path(src_run / "checkpoints", step)
+    shutil.copy2(src, out / "checkpoints" / src.name)
+
+
+def test_resume_notes_a_schedule_change_by_the_run_s_own_settings(tmp_path, capsys):
+    # 8 steps at a share of 0.75: 6 SRResNet steps under a cosine over 6, then 2 GAN steps. Resumed at step 3 with 10
+    # steps and a share of 0.6, the SRResNet stage is still 6 steps and its cosine unchanged: nothing to note (the
+    # run's rates are read under its own share, not the new one, which would have given 5 of 8).
+    own = {"pretrain_steps": None, "gan_lr_decay_at": 100}
+    straight = _fit("srgan.small", tmp_path / "straight", 8, pretrain_fraction=0.75, **own)
+    _resume_from(tmp_path / "straight", 3, tmp_path / "kept")
+    capsys.readouterr()
+    kept = _fit("srgan.small", tmp_path / "kept", 10, resume=True, pretrain_fraction=0.6, **own)
+    assert "learning-rate schedule" not in capsys.readouterr().err
+    assert [r["lr/g_mse"] for r in kept[:3]] == [r["lr/g_mse"] for r in straight[3:6]]
+    # SRResNet only, resumed mid-run with more steps: its cosine stretches, and the note gives the rates.
+    _fit("srgan.srresnet", tmp_path / "mse", 8, pretrain_lr_decay="cosine")
+    _resume_from(tmp_path / "mse", 3, tmp_path / "mse10")
+    capsys.readouterr()
+    _fit("srgan.srresnet", tmp_path / "mse10", 10, resume=True, pretrain_lr_decay="cosine")
+    note = capsys.readouterr().err
+    was, now = cosine_decay(3, 8), cosine_decay(3, 10)
+    assert "--steps 10 (the run had 8) changes the learning-rate schedule" in note
+    assert f"from step 3 phase 'g_mse' runs at x{now:.3g} of its rate" in note
+    assert f"instead of x{was:.3g}; resume with --steps 8 to keep it" in note
+
+
 def test_resume_with_more_steps_continues_the_curve_or_says_it_restarts(tmp_path, capsys):
     # The tag's SRResNet stage pinned (pretrain_steps, as the resume hint does): a run resumed mid-stage with more
     # --steps lengthens only the GAN stage and follows the first run's cosine, step for step.

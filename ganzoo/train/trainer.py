@@ -638,7 +638,8 @@ class Trainer:
             if latest is not None:
                 self._refuse_nonfinite(*latest)
                 self.load_checkpoint(*latest)
-                self._note_schedule_change((latest[1][1].get("ganzoo.train") or {}).get("steps"))
+                meta = latest[1][1]
+                self._note_schedule_change((meta.get("ganzoo.train") or {}).get("steps"), meta.get("ganzoo.config"))
         # The data before run.json: a data spec that does not work leaves the run folder as it was.
         self.dataset = build_dataset(self.data_spec, self.variant, split="train", seed=self.config.seed)
         self._open_run_dir()
@@ -678,18 +679,28 @@ class Trainer:
             how = f"to resume from step {older[0]} ({older[1]}), set the newer aside ({move}) and run --resume again"
         raise CheckpointError(f"cannot resume from {str(path)!r}: {bad} is not finite; {how}")
 
-    def _note_schedule_change(self, trained_steps: Any) -> None:
+    def _note_schedule_change(self, trained_steps: Any, trained_config: Any = None) -> None:
         """One line when this run's ``--steps`` changes the learning rates the remaining steps get (a decay that
-        follows the total restarts or moves); the rates are pure functions of the step and the total."""
+        follows the total restarts or moves); the rates are pure functions of the step and the total. The rates the
+        run had are read under the checkpoint's own model settings (``trained_config``), so a ``--set`` given with
+        the new ``--steps`` that keeps the schedule (a stage share that gives the same stage lengths) is not
+        reported as a change."""
         if not isinstance(trained_steps, int) or trained_steps == self.config.steps:
             return
+        then = None
+        if isinstance(trained_config, dict):
+            try:
+                then = type(self.variant).make_config(trained_config)
+            except (ConfigError, TypeError, ValueError):
+                then = None  # settings this version cannot read: today's stand in for them
         end = min(trained_steps, self.config.steps)
         probe = sorted({self.step, *range(self.step, end, max(1, (end - self.step) // 64))})
         phases = {ph.name: ph for st in self.stages for ph in st.phases}
         for step in probe:
             for name, ph in phases.items():
                 try:
-                    was = self.variant.lr_factor(ph, step, trained_steps)
+                    with self._variant_config(then):
+                        was = self.variant.lr_factor(ph, step, trained_steps)
                     now = self.variant.lr_factor(ph, step, self.config.steps)
                 except ConfigError:
                     return  # the old total no longer makes a valid plan: the stage check has said what it needs
@@ -707,6 +718,18 @@ class Trainer:
                         )
                     self.log.note(f"ganzoo: --steps {self.config.steps} {what}")
                     return
+
+    @contextlib.contextmanager
+    def _variant_config(self, config: Any) -> Iterator[None]:
+        """The variant's schedule methods read under ``config`` (None: the live one) for the block's duration."""
+        if config is None:
+            yield
+            return
+        live, self.variant.config = self.variant.config, config
+        try:
+            yield
+        finally:
+            self.variant.config = live
 
     def _open_run_dir(self) -> None:
         if not self.main:
