@@ -98,8 +98,8 @@ def test_small_tag_is_the_cpu_recipe():
     assert (c.n_feats, c.n_blocks, c.lr_g, c.lr_d, c.image_size, c.batch_size) == (64, 8, 5e-4, 5e-4, 96, 16)
     assert c.pretrain_lr_decay == "cosine" and c.gan and c.scale == 4 and c.augment
     assert not c.batch_norm and c.pixel_loss == "l1"  # EDSR's choices, not the paper's
-    assert v.default_steps == 6000
-    assert [(s.name, s.steps) for s in v.stage_plan(v.default_steps)] == [("pretrain", 5820), ("gan", 180)]
+    assert v.default_steps == 5920
+    assert [(s.name, s.steps) for s in v.stage_plan(v.default_steps)] == [("pretrain", 5820), ("gan", 100)]
     assert "sr-folder:DIR" in v.tag_descriptions["small"]
     # SRGAN-MSE on every machine: no VGG19 lookup, so no fallback warning and no dependence on a cached file.
     assert c.content_loss == "mse"
