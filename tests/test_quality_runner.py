@@ -258,9 +258,11 @@ def test_a_stage_model_is_scored_and_shown_by_its_path_in_the_run(tmp_path):
 
 
 def test_verdict_numbers_never_round_across_the_target() -> None:
-    from benchmarks.quality.recipes import _beside
+    from benchmarks.quality.common import beside as _beside
 
     assert _beside(24.99966, 25.0) == "24.9997"  # 25.00 would read as met
     assert _beside(25.004, 25.0) == "25.004"  # not 25.00: equal to the bound is another side of it
     assert _beside(24.77003, 24.77) == "24.77003"  # above 24.77 must not read as 24.77
     assert _beside(26.4412, 24.77) == "26.44"
+    assert _beside(19.987, 20.0, 1) == "19.99"  # an attribute margin 0.013 points short of 20 must not read 20.0
+    assert _beside(0.0651, 0.065, 3) == "0.0651"  # a KL over its bound must not read as the bound

@@ -114,3 +114,13 @@ class Report:
 
 
 Experiment = Callable[[str, int, Path], Path]
+
+
+def beside(value: float, bound: float, digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals, or more where rounding would put it on the other side of ``bound`` (a mean
+    of 24.9997 against a target of 25 reads 24.9997, not 25.00)."""
+    for d in range(digits, 10):
+        text = f"{value:.{d}f}"
+        if (float(text) >= bound) == (value >= bound) and (float(text) > bound) == (value > bound):
+            return text
+    return repr(value)

@@ -73,7 +73,7 @@ from typing import Any
 import torch
 
 from . import common
-from .common import Report, Skip, mean_se, table
+from .common import Report, Skip, beside, mean_se, table
 
 SHARED = "{SHARED}"  # placeholder in command templates: the shared data folder
 SHOWN_SHARED = "SHARED"  # how it appears in the reports
@@ -227,20 +227,10 @@ def _timed_reruns(path: Path, keys: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _beside(value: float, bound: float, digits: int = 2) -> str:
-    """``value`` with ``digits`` decimals, or more where rounding would put it on the other side of ``bound`` (a mean
-    of 24.9997 against a target of 25 reads 24.9997, not 25.00)."""
-    for d in range(digits, 10):
-        text = f"{value:.{d}f}"
-        if (float(text) >= bound) == (value >= bound) and (float(text) > bound) == (value > bound):
-            return text
-    return repr(value)
-
-
 def _pix2pix_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
     ev = "test split"
     psnr = _mean(_scores(summary, "pix2pix.shapes", ev, "psnr"))
-    parts = [f"PSNR {_beside(psnr, PIX2PIX_PSNR)} dB (target above {PIX2PIX_PSNR}: {_met(psnr > PIX2PIX_PSNR)})"]
+    parts = [f"PSNR {beside(psnr, PIX2PIX_PSNR)} dB (target above {PIX2PIX_PSNR}: {_met(psnr > PIX2PIX_PSNR)})"]
     for metric in ("grad-ratio", "hf-ratio"):
         ours = _mean(_scores(summary, "pix2pix.shapes", ev, metric))
         l1 = _mean(_scores(summary, "pix2pix.shapes_l1", ev, metric))
@@ -259,7 +249,7 @@ def _mnist_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
     ]
     floor = f"; the real-vs-real floor at the same N {_mean(floors):.2f}" if floors else ""
     return [
-        f"Target: FID {_beside(fid, MNIST_FID)} (target at most {MNIST_FID:.0f}: {_met(fid <= MNIST_FID)}{floor}); "
+        f"Target: FID {beside(fid, MNIST_FID)} (target at most {MNIST_FID:.0f}: {_met(fid <= MNIST_FID)}{floor}); "
         f"{_time_verdict(recipe, summary)}."
     ]
 
@@ -268,7 +258,7 @@ def _cyclegan_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
     psnr = _mean(_scores(summary, "cyclegan.shapes32", "test split", "psnr"))
     back = _mean(_scores(summary, "cyclegan.shapes32", "test split", "b2a_psnr"))
     return [
-        f"Target: A->B PSNR {_beside(psnr, CYCLE_PSNR)} dB against the hidden pairing (target at least {CYCLE_PSNR}: "
+        f"Target: A->B PSNR {beside(psnr, CYCLE_PSNR)} dB against the hidden pairing (target at least {CYCLE_PSNR}: "
         f"{_met(psnr >= CYCLE_PSNR)}; B->A {back:.2f} dB, no target); {_time_verdict(recipe, summary)}."
     ]
 
@@ -286,7 +276,7 @@ def _attngan_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
         rp = _mean(_scores(summary, "attngan.shapes32", "test split", "r_precision"))
         rp_pct = rp * 100 if rp <= 1 else rp
         parts.append(
-            f"R-precision {rp_pct:.1f} % (target at least {100 * R_PRECISION:.0f} %: "
+            f"R-precision {beside(rp_pct, 100 * R_PRECISION, 1)} % (target at least {100 * R_PRECISION:.0f} %: "
             f"{_met(rp_pct >= 100 * R_PRECISION)})"
         )
     else:
@@ -294,7 +284,10 @@ def _attngan_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
     margins = [k for k in keys if "margin" in k and not k.startswith(("attr_min", "min_"))]
     for k in margins:
         pts = _as_points(k, _mean(_scores(summary, "attngan.shapes32", "test split", k)))
-        parts.append(f"{k} {pts:.1f} points (target at least {ATTRIBUTE_MARGIN:.0f}: {_met(pts >= ATTRIBUTE_MARGIN)})")
+        parts.append(
+            f"{k} {beside(pts, ATTRIBUTE_MARGIN, 1)} points (target at least {ATTRIBUTE_MARGIN:.0f}: "
+            f"{_met(pts >= ATTRIBUTE_MARGIN)})"
+        )
     if not margins:
         parts.append("per-attribute margins: none among the scores (not checked)")
     parts.append(_time_verdict(recipe, summary))
@@ -313,7 +306,7 @@ def _srgan_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
     for ev, bound in SR_PSNR.items():
         label = f"{ev}, SRResNet stage" if staged else ev
         psnr = _mean(_scores(summary, "srgan.small", label, "psnr"))
-        parts.append(f"{ev} {_beside(psnr, bound)} dB (target at least {bound}: {_met(psnr >= bound)})")
+        parts.append(f"{ev} {beside(psnr, bound)} dB (target at least {bound}: {_met(psnr >= bound)})")
     parts.append(_time_verdict(recipe, summary))
     return [f"Target, scored on the {which}: " + "; ".join(parts) + "."]
 
@@ -330,7 +323,8 @@ def _anomaly_verdict(recipe: Recipe, summary: dict[str, Any]) -> list[str]:
     return [
         *table(["anomaly digit", "GANomaly AUROC", "AE AUROC (same wall time)", "higher"], rows),
         "",
-        f"Target: mean AUROC {mean:.3f} over {len(digits)} digit(s) (target at least {AUROC_TARGET}: "
+        f"Target: mean AUROC {beside(mean, AUROC_TARGET, 3)} over {len(digits)} digit(s) "
+        f"(target at least {AUROC_TARGET}: "
         f"{_met(mean >= AUROC_TARGET and len(digits) == len(DIGITS))}"
         + ("" if len(digits) == len(DIGITS) else f", only {len(digits)} of 10 digits run")
         + f"); above the autoencoder on {wins} of {len(digits)} (target {AE_WINS} of 10: "

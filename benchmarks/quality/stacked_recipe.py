@@ -27,7 +27,7 @@ import torch
 import ganzoo
 from ganzoo.metrics.domain import get_domain_classifier
 
-from .common import Report, mean_se, shared, table
+from .common import Report, beside, mean_se, shared, table
 from .stacked_mnist import N_SAMPLES, PUBLISHED, SIZE, _generated, _stats
 
 BUDGETS: dict[str, int | None] = {"tiny": 20, "small": None, "medium": None, "paper": None}
@@ -63,7 +63,8 @@ def _verdict(stats: list[dict], real_kl: float) -> str:
     slow = max(s["train_seconds"] for s in stats)
     bound = real_kl + KL_MARGIN
     return (
-        f"Target: modes {modes:.1f} (target 1000: {'met' if modes >= 1000 else 'missed'}); KL {kl:.3f} (target at most "
+        f"Target: modes {beside(modes, 1000, 1)} (target 1000: {'met' if modes >= 1000 else 'missed'}); KL "
+        f"{beside(kl, bound, 3)} (target at most "
         f"the real data's {real_kl:.3f} + {KL_MARGIN} = {bound:.3f}: {'met' if kl <= bound else 'missed'}); slowest "
         f"command {slow:.0f} s (target {TARGET_SECONDS} s: {'met' if slow <= TARGET_SECONDS else 'missed'})."
     )
