@@ -757,8 +757,9 @@ def write_report(
             rows.append([step, *(mean_se([p[k] for p in at if k in p], 3) for k in names), len(at)])
         report.add(
             f"Quality over time (`--eval-every`: the headline `{metric}` of the EMA model while training, on the "
-            "data `ganzoo eval` scores by default whatever the run's seed, so a seed's last point is its `ganzoo eval` "
-            f"row above; mean ± s.e. over seeds; curve of seed 0: `{summary['curve']}`):",
+            "data `ganzoo eval` scores by default whatever the run's seed, with the run's `--eval-n` items, so a "
+            "seed's last point is its `ganzoo eval` row above only where that N is the evaluation's; mean ± s.e. "
+            f"over seeds; curve of seed 0: `{summary['curve']}`):",
             "",
             *table(["step", *names, "seeds"], rows),
             "",
