@@ -687,12 +687,10 @@ class Trainer:
         reported as a change."""
         if not isinstance(trained_steps, int) or trained_steps == self.config.steps:
             return
-        then = None
-        if isinstance(trained_config, dict):
-            try:
-                then = type(self.variant).make_config(trained_config)
-            except (ConfigError, TypeError, ValueError):
-                then = None  # settings this version cannot read: today's stand in for them
+        try:
+            then = type(self.variant).make_config(trained_config) if isinstance(trained_config, dict) else None
+        except (ConfigError, TypeError, ValueError):
+            then = None  # settings this version cannot read: today's stand in for them
         end = min(trained_steps, self.config.steps)
         probe = sorted({self.step, *range(self.step, end, max(1, (end - self.step) // 64))})
         phases = {ph.name: ph for st in self.stages for ph in st.phases}
