@@ -199,14 +199,15 @@ def test_export_runs_the_plain_torch_layers_and_leaves_the_model_alone():
         _close(copied(x), v.G(x))
 
 
-@pytest.mark.parametrize("name", ["vanilla.ring8", "dcgan"])
+@pytest.mark.parametrize("name", ["vanilla.ring8", "vanilla.grid25", "dcgan"])
 def test_a_drs_model_adds_its_acceptance_graph(tmp_path, name):
     from ganzoo import rejection
 
     v = _model(name, scale=0.3 if name == "dcgan" else None)
     latent = (v.config.nz, 1, 1) if name == "dcgan" else (v.config.nz,)
+    assert (name == "vanilla.grid25") == isinstance(v.ratio_net(), rejection.FourierCritic)  # the grid's critic
     with torch.no_grad():
-        v.drs_calibration = rejection.calibrate(v.D(v.G(_randn(2000, *latent, seed=0))), 50.0)
+        v.drs_calibration = rejection.calibrate(v.ratio_net()(v.G(_randn(2000, *latent, seed=0))), 50.0)
     paths = _export(v, tmp_path, "m")
     assert [p.name for p in paths] == ["m.generator.onnx", "m.acceptance.onnx"]
     meta = _metadata(paths[1])

@@ -7,8 +7,11 @@ setting of ``drs_finetune`` x ``drs_percentile`` (seeded by the run's seed, as t
 model with ``ganzoo eval``'s evaluators, beside the plain generator::
 
     python -m benchmarks.quality.drs_sweep runs/vanilla.grid25 --finetune 0,1000,2000 --percentile 50,80,95
+    python -m benchmarks.quality.drs_sweep runs/vanilla.grid25 --critic fourier --finetune 2000 --gamma 0
 
-With the run's own settings it reproduces the scores of the run's ``model.safetensors``. Prints a markdown table.
+``--critic`` picks the classifier whose logit rejection reads (``drs_critic``) and ``--gamma`` a fixed shift instead
+of the percentiles (``drs_gamma``; 0 is exact rejection). With the run's own settings it reproduces the scores of the
+run's ``model.safetensors``. Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ def stacked_classifier(spec: str):
 
 
 def sweep(
-    run: Path, finetune: list[int], percentiles: list[float], metrics: str | None, n: int | None
+    run: Path,
+    finetune: list[int],
+    percentiles: list[float],
+    metrics: str | None,
+    n: int | None,
+    critic: str = "discriminator",
+    gamma: float | None = None,
 ) -> list[dict[str, Any]]:
     """One row per setting (and one for the plain generator): the setting, the acceptance and the scores."""
     meta = json.loads((run / "run.json").read_text())
@@ -64,17 +73,29 @@ def sweep(
         return {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
 
     rows = [{"setting": "plain (no rejection)", "acceptance": 1.0, **score()}]
+    shape = tuple(model.generate(z=model.prior(1, seed=0)).shape[1:])
     for steps in finetune:
-        for pct in percentiles:
+        for pct in percentiles if gamma is None else [percentiles[0]]:
             model.D.load_state_dict(trained_d)
-            model.config = replace_config(model.config, sampler="drs", drs_finetune=steps, drs_percentile=pct)
+            model.config = replace_config(
+                model.config,
+                sampler="drs",
+                drs_finetune=steps,
+                drs_percentile=pct,
+                drs_critic=critic,
+                drs_gamma=gamma,
+            )
+            if "critic" in model._modules:
+                del model._modules["critic"]
+            model.add_rejection_critic(shape)
             info = TrainInfo(
                 dataset=data, data_spec=spec, device=torch.device("cpu"), out=run, step=0, seed=seed, verbose=False
             )
             model.on_train_end(info)
             rows.append(
                 {
-                    "setting": f"drs_finetune={steps} drs_percentile={pct:g}",
+                    "setting": f"drs_critic={critic} drs_finetune={steps} "
+                    + (f"drs_percentile={pct:g}" if gamma is None else f"drs_gamma={gamma:g}"),
                     "acceptance": model.drs_calibration.acceptance,
                     **score(),
                 }
@@ -88,6 +109,8 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="a run folder (its newest checkpoint is the end of training)")
     ap.add_argument("--finetune", default="0", help="comma-separated drs_finetune values")
     ap.add_argument("--percentile", default="80", help="comma-separated drs_percentile values")
+    ap.add_argument("--critic", default="discriminator", choices=("discriminator", "fourier"), help="drs_critic")
+    ap.add_argument("--gamma", type=float, default=None, help="drs_gamma: a fixed shift instead of the percentiles")
     ap.add_argument(
         "--metrics", default=None, help=f"metrics for ganzoo eval (default: the task's), or {STACKED} for Stacked MNIST"
     )
@@ -99,6 +122,8 @@ def main() -> None:
         [float(x) for x in args.percentile.split(",")],
         args.metrics,
         args.n,
+        args.critic,
+        args.gamma,
     )
     keys = [k for k in rows[0] if k not in ("setting", "acceptance")]
     print("| setting | kept | " + " | ".join(keys) + " |")

@@ -128,6 +128,7 @@ class DCGAN(RejectionSampling, GANVariant):
         self.D = init_weights(Discriminator(c.ndf, c.channels, c.image_size, c.num_classes, c.pack, c.fc))
         if c.spectral_norm:
             spectral_norm_all(self.D)
+        self.add_rejection_critic((c.channels, c.image_size, c.image_size))
 
     def stages(self) -> list[Stage]:
         c = self.config
