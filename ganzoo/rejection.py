@@ -265,8 +265,12 @@ class FourierCritic(nn.Module):
     tails a generator leaves around them, which the GAN's smoother discriminator does not
     (docs/variants/vanilla.md).
 
-    :param dim: the sample's size ``d`` (inputs are ``(B, d)``).
-    :returns: from ``forward``, ``(B,)`` logits.
+    ``forward(x)`` takes samples ``(B, d)`` and returns ``(B,)`` logits.
+
+    :param dim: the sample's size ``d``.
+    :param features: the number of random frequencies (each gives a sine and a cosine).
+    :param bandwidth: the deviation of the frequencies, in units of the data's deviation.
+    :param hidden: the width of the MLP's two hidden layers.
     """
 
     def __init__(self, dim: int, features: int = 128, bandwidth: float = 7.0, hidden: int = 256):
