@@ -118,7 +118,7 @@ def test_the_paper_ratio_gives_the_paper_lengths():
 
 def test_attngan_recipe_gives_its_encoders_4500_of_its_14000_steps():
     tag = ganzoo.create("attngan.shapes32")
-    assert tag.config.default_steps == 14000 and tag.config.lambda_damsm == 10.0
+    assert tag.config.default_steps == 14000 and tag.config.lambda_damsm == 10.0 and tag.config.loss == "hinge"
     assert plan(tag, 14000) == [("damsm", 4500), ("gan", 9500)]
     assert plan(ganzoo.create("attngan", damsm_fraction=0.25), 1000) == [("damsm", 250), ("gan", 750)]
     assert plan(ganzoo.create("attngan.shapes32", damsm_steps=100), 10000) == [("damsm", 100), ("gan", 9900)]
