@@ -260,10 +260,9 @@ class FourierCritic(nn.Module):
     The sample is standardized by the data's mean and deviation (:meth:`fit_scale`), mapped to ``features`` random
     Fourier features ``sin(x B), cos(x B)`` (Tancik et al. 2020: they let an MLP resolve detail far finer than
     its inputs' range) with ``B ~ N(0, bandwidth^2)`` fixed at construction, and read by an MLP of two hidden ReLU
-    layers of ``hidden`` units beside ``x`` itself. A bandwidth of 7 resolves about a 1/50 of the data's deviation:
-    on the 25-Gaussian grid (modes 0.05 wide, the data's deviation 2.8) that separates the modes' cores from the
-    tails a generator leaves around them, which the GAN's smoother discriminator does not
-    (docs/variants/vanilla.md).
+    layers of ``hidden`` units beside ``x`` itself. On the 25-Gaussian grid (modes 0.05 wide, about 1/57 of the
+    data's deviation of 2.8) a bandwidth of 7 separates the modes' cores from the tails a generator leaves around
+    them, which the GAN's smoother discriminator does not (docs/variants/vanilla.md, with 14 and 20 beside it).
 
     ``forward(x)`` takes samples ``(B, d)`` and returns ``(B,)`` logits.
 
@@ -408,7 +407,8 @@ class RejectionSampling:
 
     @torch.no_grad()
     def acceptance_probability(self, z: Tensor) -> Tensor:
-        """``(B,)`` probability that rejection keeps each latent of ``z`` (a calibrated model only)."""
+        """``(B,)`` probability that rejection keeps each latent of ``z`` (a calibrated model only), on the CPU; the
+        latents are decoded and scored :data:`SCORE_CHUNK` at a time."""
         if self.drs_calibration is None:
             raise ConfigError("this model has no DRS calibration: train it with --set sampler=drs")
         net = self.ratio_net()
