@@ -85,8 +85,8 @@ def sweep(
                 drs_critic=critic,
                 drs_gamma=gamma,
             )
-            if "critic" in model._modules:
-                del model._modules["critic"]
+            if hasattr(model, "critic"):
+                del model.critic  # a fresh critic for this setting (or none)
             model.add_rejection_critic(shape)
             info = TrainInfo(
                 dataset=data, data_spec=spec, device=torch.device("cpu"), out=run, step=0, seed=seed, verbose=False
