@@ -478,7 +478,7 @@ class RejectionSampling:
             InferenceGraph(
                 "acceptance",
                 InferenceNet(
-                    lambda nets, z: acceptance_probability(nets.D(nets.G(z)), cal), G=self.G, D=self.ratio_net()
+                    lambda nets, z: acceptance_probability(nets.R(nets.G(z)), cal), G=self.G, R=self.ratio_net()
                 ),
                 (z,),
                 ("z",),
